@@ -1,0 +1,40 @@
+// Package xsk implements AF_XDP sockets on golang.org/x/sys: UMEM
+// registration, the four kernel-shared rings, binding (zero-copy with a
+// fallback to copy mode), shared UMEM across queues and ports,
+// need_wakeup, busy polling and XDP_STATISTICS.
+//
+// # Model
+//
+// A UMEM is one mmap'ed region split into equal frames (2048 or 4096 bytes).
+// The first Socket created on a UMEM registers it with the kernel; every
+// further Socket binds with XDP_SHARED_UMEM, so a descriptor received on one
+// socket can be transmitted on another (another queue or another port)
+// without a copy. Every Socket has its own fill and completion rings, so
+// each socket sits on a distinct (interface, queue) pair.
+//
+// Frame addresses that user space owns live in a FramePool. A frame is in
+// exactly one place at a time: a FramePool, the fill ring, the kernel, the
+// rx ring, the caller's batch, the tx ring or the completion ring. Socket
+// counts what it hands to and takes back from the kernel (InKernel), so
+// tests can prove that nothing is lost or doubled.
+//
+// # Ownership and memory ordering
+//
+// Each ring has one owner goroutine: a Socket, its rings and its FramePool
+// are used by the single worker goroutine that polls them; nothing here is
+// safe for concurrent use. Sockets that share a FramePool must be driven by
+// the same goroutine.
+//
+// The producer and consumer indices shared with the kernel are accessed
+// only through sync/atomic. The kernel (net/xdp/xsk_queue.h) pairs
+// smp_load_acquire of the other side's index with smp_store_release of its
+// own; Go's atomics are sequentially consistent, which is at least as
+// strong. Each index of the other side is cached and re-read only when the
+// cache says the ring is empty (consumer) or full (producer), so a batch
+// costs one atomic load and one atomic store.
+//
+// Descriptors written by the kernel are untrusted: Receive and Complete
+// check that every address and length lie inside the UMEM (and inside one
+// frame) before the frame is touched; a bad descriptor is counted and, when
+// its frame can be identified, recycled.
+package xsk

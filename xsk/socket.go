@@ -1,0 +1,552 @@
+package xsk
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// BindMode selects copy or zero-copy operation.
+type BindMode int
+
+// Bind modes.
+const (
+	// BindAuto tries zero-copy and falls back to copy mode when the driver
+	// answers EOPNOTSUPP (veth does).
+	BindAuto BindMode = iota
+	// BindCopy forces copy mode.
+	BindCopy
+	// BindZeroCopy requires zero-copy and fails where the driver lacks it.
+	BindZeroCopy
+)
+
+func (m BindMode) String() string {
+	switch m {
+	case BindAuto:
+		return "auto"
+	case BindCopy:
+		return "copy"
+	case BindZeroCopy:
+		return "zero-copy"
+	}
+	return fmt.Sprintf("BindMode(%d)", int(m))
+}
+
+// ParseBindMode parses "auto", "copy" or "zc"/"zero-copy".
+func ParseBindMode(s string) (BindMode, error) {
+	switch s {
+	case "auto", "":
+		return BindAuto, nil
+	case "copy":
+		return BindCopy, nil
+	case "zc", "zero-copy", "zerocopy":
+		return BindZeroCopy, nil
+	}
+	return 0, fmt.Errorf("bind mode %q (want auto, copy or zero-copy): %w", s, ErrBadOptions)
+}
+
+// SocketOptions configure a Socket. Ring sizes are powers of two.
+type SocketOptions struct {
+	RxSize, TxSize, FillSize, CompSize int
+	Bind                               BindMode
+	// NoNeedWakeup turns need_wakeup off: then every Transmit kicks the
+	// kernel. It is on by default because it saves a syscall per batch.
+	NoNeedWakeup bool
+	// BusyPoll sets SO_PREFER_BUSY_POLL with BusyPollUsec (SO_BUSY_POLL)
+	// and BusyPollBudget (SO_BUSY_POLL_BUDGET).
+	BusyPoll       bool
+	BusyPollUsec   int
+	BusyPollBudget int
+}
+
+// DefaultSocketOptions returns 2048-entry rings, bind mode auto and
+// need_wakeup on.
+func DefaultSocketOptions() SocketOptions {
+	return SocketOptions{RxSize: 2048, TxSize: 2048, FillSize: 2048, CompSize: 2048,
+		BusyPollUsec: 20, BusyPollBudget: 64}
+}
+
+// Socket options absent from x/sys.
+const (
+	soPreferBusyPoll  = 69
+	soBusyPollBudget  = 70
+	bindRetryDeadline = 2 * time.Second
+)
+
+// Stats are the counters a Socket keeps in user space. They are updated
+// once per batch with atomic adds, so another goroutine may read them.
+type Stats struct {
+	RxFrames      uint64 // valid descriptors received
+	TxFrames      uint64 // descriptors placed on the tx ring
+	Completed     uint64 // frames back from the completion ring
+	RxInvalid     uint64 // rx descriptors outside the UMEM or a frame
+	CompInvalid   uint64 // completion addresses outside the UMEM
+	TxInvalid     uint64 // descriptors Transmit refused before posting
+	TxRingFull    uint64 // descriptors Transmit could not place
+	FillSubmitted uint64 // frames handed to the fill ring
+	TxKicks       uint64 // sendto() wakeups for TX
+	RxWakeups     uint64 // poll()/recvfrom() calls for RX or the fill ring
+	RxEmptyPolls  uint64 // Receive calls that found the rx ring empty
+	KickErrors    uint64 // sendto() failures other than EAGAIN/EBUSY/ENOBUFS
+}
+
+type atomicStats struct {
+	rxFrames, txFrames, completed, rxInvalid, compInvalid, txInvalid, txRingFull,
+	fillSubmitted, txKicks, rxWakeups, rxEmptyPolls, kickErrors atomic.Uint64
+}
+
+// KernelStats are the kernel's XDP_STATISTICS for a socket.
+type KernelStats struct {
+	RxDropped        uint64 // dropped for reasons other than invalid descriptors
+	RxInvalidDescs   uint64
+	TxInvalidDescs   uint64
+	RxRingFull       uint64 // dropped because the rx ring was full
+	RxFillRingEmpty  uint64 // times the fill ring was empty when a frame arrived
+	TxRingEmptyDescs uint64
+}
+
+// Socket is an AF_XDP socket bound to one queue of one interface. It is
+// owned by one goroutine (see the package documentation).
+type Socket struct {
+	fd       int
+	umem     *UMEM
+	pool     *FramePool
+	ifindex  int
+	queue    int
+	zeroCopy bool
+	wakeup   bool // need_wakeup in use
+	closed   bool
+
+	Fill FillRing
+	Comp CompRing
+	RX   RxRing
+	TX   TxRing
+
+	st      atomicStats
+	inKern  int64 // frames handed to the kernel and not yet back
+	pollfds [1]unix.PollFd
+}
+
+// NewSocket creates a socket on (ifindex, queue) that takes its frames from
+// pool. The first socket on a UMEM registers it; later ones share it
+// (XDP_SHARED_UMEM), and then follow the first socket's copy/zero-copy
+// mode. Rebinding a queue shortly after closing its socket gives EBUSY for
+// a few milliseconds; NewSocket retries for up to two seconds.
+func NewSocket(pool *FramePool, ifindex, queue int, opts SocketOptions) (*Socket, error) {
+	u := pool.umem
+	if u.mem == nil {
+		return nil, fmt.Errorf("xsk socket: umem: %w", ErrClosed)
+	}
+	for _, n := range []int{opts.RxSize, opts.TxSize, opts.FillSize, opts.CompSize} {
+		if n < 0 || n&(n-1) != 0 || n > 1<<20 {
+			return nil, fmt.Errorf("xsk ring size %d (want a power of two): %w", n, ErrBadOptions)
+		}
+	}
+	if opts.RxSize == 0 && opts.TxSize == 0 {
+		return nil, fmt.Errorf("xsk socket needs an rx or a tx ring: %w", ErrBadOptions)
+	}
+	if opts.FillSize == 0 || opts.CompSize == 0 {
+		return nil, fmt.Errorf("xsk socket needs fill and completion rings: %w", ErrBadOptions)
+	}
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket(AF_XDP): %w", err)
+	}
+	s := &Socket{fd: fd, umem: u, pool: pool, ifindex: ifindex, queue: queue, wakeup: !opts.NoNeedWakeup}
+	s.pollfds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	if err := s.setup(opts); err != nil {
+		s.unmap()
+		unix.Close(fd)
+		return nil, err
+	}
+	u.sockets++
+	return s, nil
+}
+
+func (s *Socket) setup(opts SocketOptions) error {
+	u := s.umem
+	shared := u.ownerFD >= 0
+	if !shared {
+		if err := registerUMEM(s.fd, u.mem, uint32(u.frameSize), u.headroom); err != nil {
+			return fmt.Errorf("register umem: %w", err)
+		}
+	}
+	set := func(opt, n int, what string) error {
+		if n == 0 {
+			return nil
+		}
+		if err := unix.SetsockoptInt(s.fd, unix.SOL_XDP, opt, n); err != nil {
+			return fmt.Errorf("set %s ring size %d: %w", what, n, err)
+		}
+		return nil
+	}
+	if err := errors.Join(
+		set(unix.XDP_UMEM_FILL_RING, opts.FillSize, "fill"),
+		set(unix.XDP_UMEM_COMPLETION_RING, opts.CompSize, "completion"),
+		set(unix.XDP_RX_RING, opts.RxSize, "rx"),
+		set(unix.XDP_TX_RING, opts.TxSize, "tx"),
+	); err != nil {
+		return err
+	}
+	off, err := mmapOffsets(s.fd)
+	if err != nil {
+		return err
+	}
+	r, p, err := mapRing(s.fd, unix.XDP_UMEM_PGOFF_FILL_RING, off.Fr, uint32(opts.FillSize), 8)
+	if err != nil {
+		return err
+	}
+	s.Fill = FillRing{ring: r, addrs: addrSlice(p, uint32(opts.FillSize))}
+	r, p, err = mapRing(s.fd, unix.XDP_UMEM_PGOFF_COMPLETION_RING, off.Cr, uint32(opts.CompSize), 8)
+	if err != nil {
+		return err
+	}
+	s.Comp = CompRing{ring: r, addrs: addrSlice(p, uint32(opts.CompSize))}
+	if opts.RxSize > 0 {
+		r, p, err = mapRing(s.fd, unix.XDP_PGOFF_RX_RING, off.Rx, uint32(opts.RxSize), 16)
+		if err != nil {
+			return err
+		}
+		s.RX = RxRing{ring: r, descs: descSlice(p, uint32(opts.RxSize))}
+	}
+	if opts.TxSize > 0 {
+		r, p, err = mapRing(s.fd, unix.XDP_PGOFF_TX_RING, off.Tx, uint32(opts.TxSize), 16)
+		if err != nil {
+			return err
+		}
+		s.TX = TxRing{ring: r, descs: descSlice(p, uint32(opts.TxSize))}
+		s.TX.cachedCons = s.TX.size
+	}
+	s.Fill.cachedCons = s.Fill.size
+
+	if err := s.bind(opts, shared); err != nil {
+		return err
+	}
+	o, err := xdpOptions(s.fd)
+	if err != nil {
+		return fmt.Errorf("read xdp options: %w", err)
+	}
+	s.zeroCopy = o&unix.XDP_OPTIONS_ZEROCOPY != 0
+	if opts.BusyPoll {
+		if err := errors.Join(
+			unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, soPreferBusyPoll, 1),
+			unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL, opts.BusyPollUsec),
+			unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, soBusyPollBudget, opts.BusyPollBudget),
+		); err != nil {
+			return fmt.Errorf("busy poll options: %w", err)
+		}
+	}
+	if !shared {
+		u.ownerFD = s.fd
+	}
+	return nil
+}
+
+func (s *Socket) bind(opts SocketOptions, shared bool) error {
+	var wake uint16
+	if s.wakeup {
+		wake = unix.XDP_USE_NEED_WAKEUP
+	}
+	try := func(flags uint16) error {
+		sa := &unix.SockaddrXDP{Flags: flags | wake, Ifindex: uint32(s.ifindex), QueueID: uint32(s.queue)}
+		if shared {
+			// The kernel refuses mode and need_wakeup flags on a shared
+			// socket: it inherits them from the socket that owns the UMEM.
+			sa.Flags = unix.XDP_SHARED_UMEM
+			sa.SharedUmemFD = uint32(s.umem.ownerFD)
+		}
+		deadline := time.Now().Add(bindRetryDeadline)
+		for backoff := time.Millisecond; ; backoff *= 2 {
+			err := unix.Bind(s.fd, sa)
+			if err != unix.EBUSY || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(min(backoff, 100*time.Millisecond))
+		}
+	}
+	var err error
+	switch {
+	case shared:
+		err = try(0)
+	case opts.Bind == BindCopy:
+		err = try(unix.XDP_COPY)
+	case opts.Bind == BindZeroCopy:
+		err = try(unix.XDP_ZEROCOPY)
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			err = fmt.Errorf("%w: %w", ErrNotSupported, err)
+		}
+	default:
+		err = try(unix.XDP_ZEROCOPY)
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
+			err = try(unix.XDP_COPY)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("bind ifindex %d queue %d (%s): %w", s.ifindex, s.queue, opts.Bind, err)
+	}
+	return nil
+}
+
+func (s *Socket) unmap() {
+	for _, r := range []*ring{&s.Fill.ring, &s.Comp.ring, &s.RX.ring, &s.TX.ring} {
+		if r.mem != nil {
+			unix.Munmap(r.mem)
+			*r = ring{}
+		}
+	}
+}
+
+// Close unbinds the socket and unmaps its rings. Frames the kernel still
+// held are lost to the pool; InKernel says how many.
+func (s *Socket) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.unmap()
+	err := unix.Close(s.fd)
+	s.umem.sockets--
+	if s.umem.ownerFD == s.fd {
+		// The kernel keeps the UMEM alive while other sockets use it, but
+		// new sockets can no longer share it through this fd.
+		s.umem.ownerFD = -2
+		if s.umem.sockets == 0 {
+			s.umem.ownerFD = -1
+		}
+	}
+	return err
+}
+
+// FD is the socket's file descriptor, for the XSKMAP.
+func (s *Socket) FD() int { return s.fd }
+
+// Queue is the queue the socket is bound to.
+func (s *Socket) Queue() int { return s.queue }
+
+// Ifindex is the interface the socket is bound to.
+func (s *Socket) Ifindex() int { return s.ifindex }
+
+// ZeroCopy reports whether the kernel bound the socket in zero-copy mode.
+func (s *Socket) ZeroCopy() bool { return s.zeroCopy }
+
+// Mode is "zero-copy" or "copy", as obtained from the kernel.
+func (s *Socket) Mode() string {
+	if s.zeroCopy {
+		return "zero-copy"
+	}
+	return "copy"
+}
+
+// UMEM returns the socket's UMEM.
+func (s *Socket) UMEM() *UMEM { return s.umem }
+
+// Pool returns the frame pool the socket refills from.
+func (s *Socket) Pool() *FramePool { return s.pool }
+
+// InKernel is the number of frames handed to the kernel (fill and tx
+// rings) that have not come back (rx and completion rings).
+func (s *Socket) InKernel() int { return int(s.inKern) }
+
+// Refill moves as many free frames as fit from the pool to the fill ring
+// and returns how many. One atomic load (at most) and one store.
+func (s *Socket) Refill() int {
+	want := uint32(len(s.pool.addrs))
+	if want == 0 {
+		return 0
+	}
+	idx, got := s.Fill.Reserve(want)
+	if got == 0 {
+		return 0
+	}
+	addrs := s.pool.addrs[len(s.pool.addrs)-int(got):]
+	for i, a := range addrs {
+		s.Fill.Set(idx+uint32(i), a)
+	}
+	s.pool.addrs = s.pool.addrs[:len(s.pool.addrs)-int(got)]
+	s.Fill.Submit()
+	s.inKern += int64(got)
+	s.st.fillSubmitted.Add(uint64(got))
+	return int(got)
+}
+
+// Receive takes up to len(descs) received frames off the rx ring, checks
+// each descriptor against the UMEM and returns the valid ones in descs. A
+// descriptor that points outside the UMEM or past its frame is counted in
+// RxInvalid; its frame goes back to the pool when it can be identified.
+func (s *Socket) Receive(descs []Desc) int {
+	idx, got := s.RX.Peek(uint32(len(descs)))
+	if got == 0 {
+		s.st.rxEmptyPolls.Add(1)
+		return 0
+	}
+	n := 0
+	var bad uint64
+	size := uint64(len(s.umem.mem))
+	for i := uint32(0); i < got; i++ {
+		d := s.RX.Desc(idx + i)
+		if !s.umem.Valid(d.Addr, d.Len) {
+			bad++
+			if d.Addr < size {
+				s.pool.Put(d.Addr)
+			}
+			continue
+		}
+		descs[n] = d
+		n++
+	}
+	s.RX.Release()
+	s.inKern -= int64(got)
+	s.st.rxFrames.Add(uint64(n))
+	if bad != 0 {
+		s.st.rxInvalid.Add(bad)
+	}
+	return n
+}
+
+// Transmit places descriptors on the tx ring and kicks the kernel when it
+// asks (need_wakeup) or always without need_wakeup. It returns how many of
+// descs, from the front, it took. A descriptor outside the UMEM is counted
+// in TxInvalid, its frame returned to the pool, and it is taken (never
+// posted: the kernel would drop it and lose the frame). The caller owns
+// descs[n:] (the ring was full) and usually drops them.
+func (s *Socket) Transmit(descs []Desc) int {
+	if len(descs) == 0 {
+		return 0
+	}
+	idx, got := s.TX.Reserve(uint32(len(descs)))
+	var bad, placed uint32
+	for i := uint32(0); i < got; i++ {
+		d := descs[i]
+		if !s.umem.Valid(d.Addr, d.Len) || d.Len == 0 {
+			bad++
+			if d.Addr < uint64(len(s.umem.mem)) {
+				s.pool.Put(d.Addr)
+			}
+			continue
+		}
+		s.TX.Set(idx+placed, d)
+		placed++
+	}
+	s.TX.cachedProd -= bad // give back slots of refused descriptors
+	if placed > 0 {
+		s.TX.Submit()
+		s.inKern += int64(placed)
+		s.st.txFrames.Add(uint64(placed))
+	}
+	if bad > 0 {
+		s.st.txInvalid.Add(uint64(bad))
+	}
+	if rest := uint32(len(descs)) - got; rest > 0 {
+		s.st.txRingFull.Add(uint64(rest))
+	}
+	if placed > 0 && (!s.wakeup || s.TX.NeedWakeup()) {
+		s.Kick()
+	}
+	return int(got)
+}
+
+// Kick tells the kernel to process the tx ring (sendto with MSG_DONTWAIT).
+// Copy mode always needs it; zero-copy with need_wakeup only when asked.
+func (s *Socket) Kick() {
+	s.st.txKicks.Add(1)
+	err := unix.Sendto(s.fd, nil, unix.MSG_DONTWAIT, nil)
+	switch err {
+	case nil, unix.EAGAIN, unix.EBUSY, unix.ENOBUFS, unix.ENETDOWN:
+	default:
+		s.st.kickErrors.Add(1)
+	}
+}
+
+// Complete moves up to max transmitted frames from the completion ring
+// back to the pool and returns how many.
+func (s *Socket) Complete(max int) int {
+	idx, got := s.Comp.Peek(uint32(max))
+	if got == 0 {
+		return 0
+	}
+	size := uint64(len(s.umem.mem))
+	var bad uint64
+	for i := uint32(0); i < got; i++ {
+		a := s.Comp.Addr(idx + i)
+		if a >= size {
+			bad++
+			continue
+		}
+		s.pool.Put(a)
+	}
+	s.Comp.Release()
+	s.inKern -= int64(got)
+	s.st.completed.Add(uint64(got) - bad)
+	if bad != 0 {
+		s.st.compInvalid.Add(bad)
+	}
+	return int(got)
+}
+
+// Poll blocks until the rx ring has frames or timeout passes (negative:
+// forever). It returns whether frames are ready. Copy mode never sets the
+// fill ring's need_wakeup flag, so a worker with an empty rx ring must
+// block here rather than spin.
+func (s *Socket) Poll(timeout time.Duration) (bool, error) {
+	s.st.rxWakeups.Add(1)
+	ms := -1
+	if timeout >= 0 {
+		ms = int(timeout / time.Millisecond)
+	}
+	for {
+		n, err := unix.Poll(s.pollfds[:], ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("poll xsk: %w", err)
+		}
+		return n > 0 && s.pollfds[0].Revents&unix.POLLIN != 0, nil
+	}
+}
+
+// WakeupFill asks the kernel to take frames from the fill ring if it set
+// need_wakeup on it (zero-copy drivers do). It returns whether it called.
+func (s *Socket) WakeupFill() bool {
+	if !s.wakeup || !s.Fill.NeedWakeup() {
+		return false
+	}
+	s.st.rxWakeups.Add(1)
+	unix.Recvfrom(s.fd, nil, unix.MSG_DONTWAIT)
+	return true
+}
+
+// Stats returns a snapshot of the user-space counters; safe from any
+// goroutine.
+func (s *Socket) Stats() Stats {
+	return Stats{
+		RxFrames:      s.st.rxFrames.Load(),
+		TxFrames:      s.st.txFrames.Load(),
+		Completed:     s.st.completed.Load(),
+		RxInvalid:     s.st.rxInvalid.Load(),
+		CompInvalid:   s.st.compInvalid.Load(),
+		TxInvalid:     s.st.txInvalid.Load(),
+		TxRingFull:    s.st.txRingFull.Load(),
+		FillSubmitted: s.st.fillSubmitted.Load(),
+		TxKicks:       s.st.txKicks.Load(),
+		RxWakeups:     s.st.rxWakeups.Load(),
+		RxEmptyPolls:  s.st.rxEmptyPolls.Load(),
+		KickErrors:    s.st.kickErrors.Load(),
+	}
+}
+
+// KernelStats reads XDP_STATISTICS; safe from any goroutine while the
+// socket is open.
+func (s *Socket) KernelStats() (KernelStats, error) {
+	st, err := kernelStats(s.fd)
+	if err != nil {
+		return KernelStats{}, fmt.Errorf("xdp statistics: %w", err)
+	}
+	return KernelStats{
+		RxDropped: st.Rx_dropped, RxInvalidDescs: st.Rx_invalid_descs, TxInvalidDescs: st.Tx_invalid_descs,
+		RxRingFull: st.Rx_ring_full, RxFillRingEmpty: st.Rx_fill_ring_empty_descs, TxRingEmptyDescs: st.Tx_ring_empty_descs,
+	}, nil
+}
