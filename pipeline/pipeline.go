@@ -1,0 +1,325 @@
+// Package pipeline runs user-written stages over batches of frames, in
+// place, on the worker that received them.
+//
+// # Model
+//
+// A worker receives up to BatchSize frames from its AF_XDP sockets into a
+// Batch. Each Frame is a view of a UMEM frame (no copy). The Pipeline
+// hands the Batch to each Stage in turn; a stage inspects or rewrites the
+// frames and gives some of them a Verdict. After each stage the pipeline
+// moves decided frames out of the batch, so the next stage sees only the
+// frames still undecided (Verdict Pass). Frames still undecided after the
+// last stage get the pipeline's default verdict.
+//
+//	Drop      frame goes back to the free pool, counted with a Reason
+//	TX        transmit on the port it arrived on
+//	Redirect  transmit on Frame.OutPort (same UMEM: the descriptor moves)
+//	Local     hand to the local host stack of this shard
+//	Handoff   hand to the shard Frame.Shard that owns the flow
+//
+// A Stage is a Go type with one method, Process(*Batch). It runs on the
+// worker's goroutine, must not block, and must not keep references to
+// frame data after it returns (except through the Local verdict, whose
+// handler takes ownership).
+//
+// Counters are kept per stage (frames in, each verdict, drops by reason)
+// in the worker and published with one atomic add per batch, so another
+// goroutine can read them at any time without locks.
+package pipeline
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Verdict is what happens to a frame after the pipeline.
+type Verdict uint8
+
+// Verdicts.
+const (
+	Pass Verdict = iota // undecided: the next stage sees the frame
+	Drop
+	TX
+	Redirect
+	Local
+	Handoff
+	numVerdicts
+)
+
+var verdictNames = [numVerdicts]string{"pass", "drop", "tx", "redirect", "local", "handoff"}
+
+func (v Verdict) String() string {
+	if v < numVerdicts {
+		return verdictNames[v]
+	}
+	return fmt.Sprintf("verdict(%d)", v)
+}
+
+// Reason says why a frame was dropped.
+type Reason uint16
+
+// Built-in drop reasons. Stages register their own with NewReason.
+const (
+	ReasonNone         Reason = iota
+	ReasonStage               // a stage dropped without saying why
+	ReasonMalformed           // a header failed its checked constructor
+	ReasonTooShort            // shorter than the protocol needs
+	ReasonBadChecksum         // checksum did not verify
+	ReasonNoRoute             // no port, route or neighbor for it
+	ReasonTxRingFull          // the tx ring had no room
+	ReasonBadPort             // OutPort names no port of this worker
+	ReasonNoLocal             // Local verdict without a local handler
+	ReasonHandoffFull         // the handoff ring to another shard was full
+	ReasonNoHandoff           // Handoff verdict without handoff rings
+	ReasonPolicy              // the configuration says drop (rxdrop, ACL)
+	ReasonTooBig              // larger than the frame or MTU
+	ReasonUnknownProto        // a protocol nobody here speaks
+	numBuiltinReasons
+)
+
+// MaxReasons bounds the reason table so counters are fixed arrays.
+const MaxReasons = 64
+
+var reasons = struct {
+	sync.Mutex
+	names [MaxReasons]string
+	n     int
+}{
+	names: [MaxReasons]string{"none", "stage", "malformed", "too-short", "bad-checksum", "no-route",
+		"tx-ring-full", "bad-port", "no-local", "handoff-full", "no-handoff", "policy", "too-big", "unknown-proto"},
+	n: int(numBuiltinReasons),
+}
+
+// NewReason registers a drop reason and returns it; registering a name
+// twice returns the same Reason. Call it at initialisation (package var or
+// constructor), not per packet. It panics when MaxReasons are in use: that
+// is a programming error, not a packet-dependent one.
+func NewReason(name string) Reason {
+	reasons.Lock()
+	defer reasons.Unlock()
+	for i := 0; i < reasons.n; i++ {
+		if reasons.names[i] == name {
+			return Reason(i)
+		}
+	}
+	if reasons.n == MaxReasons {
+		panic("pipeline: too many drop reasons")
+	}
+	reasons.names[reasons.n] = name
+	reasons.n++
+	return Reason(reasons.n - 1)
+}
+
+func (r Reason) String() string {
+	reasons.Lock()
+	defer reasons.Unlock()
+	if int(r) < reasons.n {
+		return reasons.names[r]
+	}
+	return fmt.Sprintf("reason(%d)", r)
+}
+
+// Frame is one packet in a Batch: Data is a view of the packet inside its
+// UMEM frame, Addr the UMEM address of Data[0]. A stage may shorten Data
+// (trimming the tail) or rewrite bytes in place; a stage that moves the
+// start of Data must move Addr by the same amount.
+type Frame struct {
+	Data    []byte
+	Addr    uint64
+	InPort  uint16 // port it arrived on
+	OutPort uint16 // port for Redirect
+	Shard   uint16 // shard for Handoff
+	Verdict Verdict
+	Reason  Reason // for Drop
+}
+
+// SetDrop marks the frame dropped for reason r.
+func (f *Frame) SetDrop(r Reason) { f.Verdict, f.Reason = Drop, r }
+
+// SetRedirect marks the frame for transmission on port p.
+func (f *Frame) SetRedirect(p uint16) { f.Verdict, f.OutPort = Redirect, p }
+
+// Batch is the unit of work: frames received on one port and queue in one
+// poll. Frames holds only frames still undecided when a stage runs.
+type Batch struct {
+	Frames []Frame
+	Port   uint16
+	Queue  uint16
+	// Now is a monotonic clock in nanoseconds read once per batch.
+	Now int64
+}
+
+// Stage is the extension point: one method, run on every batch.
+type Stage interface {
+	Process(b *Batch)
+}
+
+// StageFunc adapts a function to Stage.
+type StageFunc func(b *Batch)
+
+// Process calls f.
+func (f StageFunc) Process(b *Batch) { f(b) }
+
+// Named is an optional interface: a stage's name in counters and capture.
+type Named interface{ Name() string }
+
+// StageCounters are a stage's counters. In counts frames the stage saw;
+// Verdicts counts the verdicts it gave; Drops counts drops by reason.
+type StageCounters struct {
+	Name     string
+	In       uint64
+	Verdicts [numVerdicts]uint64
+	Drops    [MaxReasons]uint64
+}
+
+type stageCounters struct {
+	in       atomic.Uint64
+	verdicts [numVerdicts]atomic.Uint64
+	drops    [MaxReasons]atomic.Uint64
+}
+
+// Output holds the frames the stages decided, by verdict, until the worker
+// sends them on. Its slices are reused batch after batch.
+type Output struct {
+	Drop    []Frame
+	TX      []Frame // includes Redirect: OutPort says where
+	Local   []Frame
+	Handoff []Frame
+}
+
+// Reset empties the output, keeping capacity.
+func (o *Output) Reset() {
+	o.Drop, o.TX, o.Local, o.Handoff = o.Drop[:0], o.TX[:0], o.Local[:0], o.Handoff[:0]
+}
+
+// Pipeline is an ordered list of stages with a default verdict. A Pipeline
+// is used by one worker; build one per worker (stages may be shared if
+// they are safe for concurrent use).
+type Pipeline struct {
+	stages   []Stage
+	names    []string
+	counters []stageCounters
+	// Default is given to frames no stage decided: Drop (ReasonPolicy),
+	// TX, or Redirect to DefaultPort.
+	Default     Verdict
+	DefaultPort uint16
+
+	local [numVerdicts]uint64
+	drops [MaxReasons]uint64
+}
+
+// New builds a pipeline of stages; undecided frames are dropped with
+// ReasonPolicy unless Default is changed.
+func New(stages ...Stage) *Pipeline {
+	p := &Pipeline{stages: stages, Default: Drop, counters: make([]stageCounters, len(stages)+1)}
+	for i, s := range stages {
+		name := fmt.Sprintf("stage%d", i)
+		if n, ok := s.(Named); ok {
+			name = n.Name()
+		}
+		p.names = append(p.names, name)
+	}
+	p.names = append(p.names, "default")
+	return p
+}
+
+// Run passes the batch through every stage and sorts the decided frames
+// into out (which it does not reset). b.Frames is empty afterwards.
+func (p *Pipeline) Run(b *Batch, out *Output) {
+	for i, s := range p.stages {
+		if len(b.Frames) == 0 {
+			return
+		}
+		n := len(b.Frames)
+		s.Process(b)
+		p.collect(i, n, b, out)
+	}
+	if len(b.Frames) == 0 {
+		return
+	}
+	n := len(b.Frames)
+	for i := range b.Frames {
+		f := &b.Frames[i]
+		switch p.Default {
+		case Drop:
+			f.SetDrop(ReasonPolicy)
+		case Redirect:
+			f.SetRedirect(p.DefaultPort)
+		default:
+			f.Verdict = p.Default
+		}
+	}
+	p.collect(len(p.stages), n, b, out)
+}
+
+// collect moves decided frames from the batch to out, keeps undecided ones
+// in order, and publishes the stage's counters.
+func (p *Pipeline) collect(stage, in int, b *Batch, out *Output) {
+	keep := 0
+	for i := range b.Frames {
+		f := &b.Frames[i]
+		v := f.Verdict
+		if v >= numVerdicts {
+			v, f.Verdict, f.Reason = Drop, Drop, ReasonStage
+		}
+		p.local[v]++
+		switch v {
+		case Pass:
+			b.Frames[keep] = *f
+			keep++
+		case Drop:
+			r := f.Reason
+			if int(r) >= MaxReasons || r == ReasonNone {
+				r = ReasonStage
+			}
+			p.drops[r]++
+			out.Drop = append(out.Drop, *f)
+		case TX, Redirect:
+			out.TX = append(out.TX, *f)
+		case Local:
+			out.Local = append(out.Local, *f)
+		case Handoff:
+			out.Handoff = append(out.Handoff, *f)
+		}
+	}
+	b.Frames = b.Frames[:keep]
+	c := &p.counters[stage]
+	c.in.Add(uint64(in))
+	for v := Drop; v < numVerdicts; v++ {
+		if p.local[v] != 0 {
+			c.verdicts[v].Add(p.local[v])
+			if v == Drop {
+				for r, k := range p.drops {
+					if k != 0 {
+						c.drops[r].Add(k)
+						p.drops[r] = 0
+					}
+				}
+			}
+		}
+		p.local[v] = 0
+	}
+	p.local[Pass] = 0
+}
+
+// Counters returns a snapshot of every stage's counters, the last entry
+// being the default verdict. Safe from any goroutine.
+func (p *Pipeline) Counters() []StageCounters {
+	out := make([]StageCounters, len(p.counters))
+	for i := range p.counters {
+		c := &p.counters[i]
+		out[i].Name = p.names[i]
+		out[i].In = c.in.Load()
+		for v := range c.verdicts {
+			out[i].Verdicts[v] = c.verdicts[v].Load()
+		}
+		for r := range c.drops {
+			out[i].Drops[r] = c.drops[r].Load()
+		}
+	}
+	return out
+}
+
+// Stages returns the stages in order.
+func (p *Pipeline) Stages() []Stage { return p.stages }

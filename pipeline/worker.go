@@ -1,0 +1,306 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tygress/tygress/xsk"
+)
+
+// MaxBatch is the largest batch a worker takes from one rx ring at once.
+const MaxBatch = 256
+
+// WorkerConfig wires a worker to its sockets and pipeline.
+type WorkerConfig struct {
+	// Ports are this worker's sockets, indexed by port number; all of
+	// them take frames from Pool, so they share one UMEM and a frame
+	// received on one can be sent on another without a copy. A nil entry
+	// is a port this worker does not serve.
+	Ports    []*xsk.Socket
+	Pool     *xsk.FramePool
+	Pipeline *Pipeline
+	// BatchSize is the number of descriptors taken per rx ring per poll
+	// (default 64, at most MaxBatch).
+	BatchSize int
+	// Busy makes the worker spin on empty rings instead of blocking in
+	// poll(). Use it only with a core per worker.
+	Busy bool
+	// CPU pins the worker's thread to a CPU; -1 leaves it unpinned.
+	CPU int
+	// Pin pins the calling thread; sched.Pin fits. Nil with CPU >= 0 uses
+	// a plain sched_setaffinity.
+	Pin func(cpu int) error
+	// Local takes frames with the Local verdict. It runs on the worker and
+	// must not keep the frames: they go back to the pool when it returns.
+	Local func(frames []Frame)
+	// Handoff takes frames with the Handoff verdict and returns how many
+	// it accepted from the front (those now belong to the other shard);
+	// the rest are dropped with ReasonHandoffFull.
+	Handoff func(frames []Frame) int
+	// Tap, if set, sees every received batch before the first stage (for
+	// capture). It must not keep the frames.
+	Tap func(frames []Frame)
+}
+
+// WorkerStats are a worker's counters; safe to read from any goroutine.
+type WorkerStats struct {
+	RxFrames   uint64
+	TxFrames   uint64
+	Batches    uint64
+	Polls      uint64 // poll() syscalls made while idle
+	Drops      [MaxReasons]uint64
+	DropsTotal uint64
+}
+
+// Worker runs one pipeline over its sockets, to completion, on one
+// goroutine locked to an OS thread.
+type Worker struct {
+	cfg     WorkerConfig
+	descs   []xsk.Desc
+	batch   Batch
+	out     Output
+	txDescs [][]xsk.Desc
+	pollfds []unix.PollFd
+	pollMap []int
+
+	rx, tx, batches, polls atomic.Uint64
+	drops                  [MaxReasons]atomic.Uint64
+	dropLocal              [MaxReasons]uint64
+	stop                   atomic.Bool
+}
+
+// NewWorker checks the configuration and preallocates every buffer the
+// loop uses, so the loop itself never allocates.
+func NewWorker(cfg WorkerConfig) (*Worker, error) {
+	if cfg.Pool == nil || cfg.Pipeline == nil {
+		return nil, errors.New("worker needs a frame pool and a pipeline")
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 64
+	}
+	if cfg.BatchSize < 1 || cfg.BatchSize > MaxBatch {
+		return nil, fmt.Errorf("batch size %d outside 1..%d", cfg.BatchSize, MaxBatch)
+	}
+	w := &Worker{cfg: cfg, descs: make([]xsk.Desc, cfg.BatchSize)}
+	w.batch.Frames = make([]Frame, 0, cfg.BatchSize)
+	n := cfg.BatchSize * max(len(cfg.Ports), 1)
+	w.out = Output{Drop: make([]Frame, 0, n), TX: make([]Frame, 0, n), Local: make([]Frame, 0, n), Handoff: make([]Frame, 0, n)}
+	for i, s := range cfg.Ports {
+		w.txDescs = append(w.txDescs, make([]xsk.Desc, 0, n))
+		if s == nil {
+			continue
+		}
+		if s.Pool() != cfg.Pool {
+			return nil, fmt.Errorf("port %d takes frames from another pool", i)
+		}
+		if s.RX.Len() > 0 {
+			w.pollfds = append(w.pollfds, unix.PollFd{Fd: int32(s.FD()), Events: unix.POLLIN})
+			w.pollMap = append(w.pollMap, i)
+		}
+	}
+	return w, nil
+}
+
+// Stop asks Run to return after the current batch.
+func (w *Worker) Stop() { w.stop.Store(true) }
+
+// Run loops until ctx is done or Stop is called.
+func (w *Worker) Run(ctx context.Context) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if w.cfg.CPU >= 0 {
+		pin := w.cfg.Pin
+		if pin == nil {
+			pin = func(cpu int) error {
+				var set unix.CPUSet
+				set.Set(cpu)
+				return unix.SchedSetaffinity(0, &set)
+			}
+		}
+		if err := pin(w.cfg.CPU); err != nil {
+			return fmt.Errorf("pin worker to cpu %d: %w", w.cfg.CPU, err)
+		}
+	}
+	stop := context.AfterFunc(ctx, w.Stop)
+	defer stop()
+	idle := 0
+	for !w.stop.Load() {
+		if w.Step() > 0 {
+			idle = 0
+			continue
+		}
+		if w.cfg.Busy {
+			if idle++; idle&1023 == 0 {
+				runtime.Gosched()
+			}
+			continue
+		}
+		if err := w.wait(100 * time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wait blocks in poll() until an rx ring has frames.
+func (w *Worker) wait(timeout time.Duration) error {
+	if len(w.pollfds) == 0 {
+		time.Sleep(time.Millisecond)
+		return nil
+	}
+	w.polls.Add(1)
+	_, err := unix.Poll(w.pollfds, int(timeout/time.Millisecond))
+	if err != nil && err != unix.EINTR {
+		return fmt.Errorf("poll: %w", err)
+	}
+	return nil
+}
+
+// Step runs one round: completions and refills on every port, then one
+// batch from each rx ring through the pipeline. It returns the number of
+// frames received. Tests drive a worker with Step instead of Run.
+func (w *Worker) Step() int {
+	ports := w.cfg.Ports
+	for _, s := range ports {
+		if s != nil {
+			s.Complete(w.cfg.BatchSize * 4)
+		}
+	}
+	for _, s := range ports {
+		if s != nil && s.RX.Len() > 0 {
+			s.Refill()
+			s.WakeupFill()
+		}
+	}
+	total := 0
+	for pi, s := range ports {
+		if s == nil || s.RX.Len() == 0 {
+			continue
+		}
+		n := s.Receive(w.descs)
+		if n == 0 {
+			continue
+		}
+		total += n
+		u := s.UMEM()
+		fr := w.batch.Frames[:n]
+		for i, d := range w.descs[:n] {
+			fr[i] = Frame{Data: u.Bytes(d.Addr, d.Len), Addr: d.Addr, InPort: uint16(pi)}
+		}
+		w.batch.Frames = fr
+		w.batch.Port = uint16(pi)
+		w.batch.Queue = uint16(s.Queue())
+		w.batch.Now = time.Now().UnixNano()
+		if w.cfg.Tap != nil {
+			w.cfg.Tap(fr)
+		}
+		w.cfg.Pipeline.Run(&w.batch, &w.out)
+		w.batch.Frames = w.batch.Frames[:0]
+		w.dispatch()
+	}
+	if total > 0 {
+		w.rx.Add(uint64(total))
+		w.batches.Add(1)
+	}
+	return total
+}
+
+func (w *Worker) drop(f *Frame, r Reason) {
+	w.dropLocal[r]++
+	w.cfg.Pool.Put(f.Addr)
+}
+
+// dispatch sends the decided frames on: transmit grouped per port (one
+// kick per port per batch), hand to the local stack or another shard, or
+// free.
+func (w *Worker) dispatch() {
+	o := &w.out
+	pool := w.cfg.Pool
+	for i := range o.Drop {
+		w.dropLocal[o.Drop[i].Reason]++
+		pool.Put(o.Drop[i].Addr)
+	}
+	if len(o.Local) > 0 {
+		if w.cfg.Local == nil {
+			for i := range o.Local {
+				w.drop(&o.Local[i], ReasonNoLocal)
+			}
+		} else {
+			w.cfg.Local(o.Local)
+			for i := range o.Local {
+				pool.Put(o.Local[i].Addr)
+			}
+		}
+	}
+	if len(o.Handoff) > 0 {
+		k := 0
+		if w.cfg.Handoff != nil {
+			k = w.cfg.Handoff(o.Handoff)
+		}
+		r := ReasonHandoffFull
+		if w.cfg.Handoff == nil {
+			r = ReasonNoHandoff
+		}
+		for i := k; i < len(o.Handoff); i++ {
+			w.drop(&o.Handoff[i], r)
+		}
+	}
+	if len(o.TX) > 0 {
+		ports := w.cfg.Ports
+		for i := range o.TX {
+			f := &o.TX[i]
+			p := f.InPort
+			if f.Verdict == Redirect {
+				p = f.OutPort
+			}
+			if int(p) >= len(ports) || ports[p] == nil || ports[p].TX.Len() == 0 {
+				w.drop(f, ReasonBadPort)
+				continue
+			}
+			w.txDescs[p] = append(w.txDescs[p], xsk.Desc{Addr: f.Addr, Len: uint32(len(f.Data))})
+		}
+		var sent uint64
+		for p, descs := range w.txDescs {
+			if len(descs) == 0 {
+				continue
+			}
+			k := ports[p].Transmit(descs)
+			sent += uint64(k)
+			for _, d := range descs[k:] {
+				w.dropLocal[ReasonTxRingFull]++
+				pool.Put(d.Addr)
+			}
+			w.txDescs[p] = descs[:0]
+		}
+		w.tx.Add(sent)
+	}
+	o.Reset()
+	for r, k := range w.dropLocal {
+		if k != 0 {
+			w.drops[r].Add(k)
+			w.dropLocal[r] = 0
+		}
+	}
+}
+
+// Stats returns a snapshot of the worker's counters.
+func (w *Worker) Stats() WorkerStats {
+	s := WorkerStats{RxFrames: w.rx.Load(), TxFrames: w.tx.Load(), Batches: w.batches.Load(), Polls: w.polls.Load()}
+	for r := range w.drops {
+		s.Drops[r] = w.drops[r].Load()
+		s.DropsTotal += s.Drops[r]
+	}
+	return s
+}
+
+// Pipeline returns the worker's pipeline.
+func (w *Worker) Pipeline() *Pipeline { return w.cfg.Pipeline }
+
+// Ports returns the worker's sockets.
+func (w *Worker) Ports() []*xsk.Socket { return w.cfg.Ports }
