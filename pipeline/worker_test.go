@@ -153,11 +153,11 @@ func TestWorkerReflectsKernelTraffic(t *testing.T) {
 	if st.RxFrames < n || st.TxFrames < n || st.DropsTotal != st.Drops[pipeline.ReasonUnknownProto] {
 		t.Fatalf("worker stats %+v", st)
 	}
-	for i := 0; i < 100 && s.InKernel() != s.Fill.Occupancy(); i++ {
+	for i := 0; i < 100 && s.InKernel() != s.InRings(); i++ {
 		s.Complete(1024)
 		time.Sleep(time.Millisecond)
 	}
-	if pool.Len()+s.InKernel() != pool.Total() || s.InKernel() != s.Fill.Occupancy() {
-		t.Fatalf("accounting: pool %d, kernel %d, fill %d, total %d", pool.Len(), s.InKernel(), s.Fill.Occupancy(), pool.Total())
+	if pool.Len()+s.InKernel() != pool.Total() || s.InKernel() != s.InRings() {
+		t.Fatalf("accounting: pool %d, kernel %d, rings %d, total %d", pool.Len(), s.InKernel(), s.InRings(), pool.Total())
 	}
 }

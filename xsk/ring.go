@@ -163,3 +163,9 @@ func (c *CompRing) Addr(idx uint32) uint64 { return c.addrs[idx&c.mask] }
 
 // Release gives every peeked entry back to the kernel.
 func (c *CompRing) Release() { c.consumer.Store(c.cachedCons) }
+
+// Occupancy is the number of received descriptors not yet released.
+func (r *RxRing) Occupancy() int { return int(r.producer.Load() - r.consumer.Load()) }
+
+// Occupancy is the number of completed addresses not yet released.
+func (c *CompRing) Occupancy() int { return int(c.producer.Load() - c.consumer.Load()) }

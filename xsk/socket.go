@@ -550,3 +550,20 @@ func (s *Socket) KernelStats() (KernelStats, error) {
 		RxRingFull: st.Rx_ring_full, RxFillRingEmpty: st.Rx_fill_ring_empty_descs, TxRingEmptyDescs: st.Tx_ring_empty_descs,
 	}, nil
 }
+
+// InRings is the number of frames visible in the four rings: the fill
+// and tx rings' entries the kernel has not taken, and the rx and
+// completion rings' entries user space has not taken. At rest InKernel -
+// InRings is the number of frames the kernel holds elsewhere (copy mode
+// keeps a few frames of dropped packets in its own free list and uses them
+// first for the next packets); after traffic drains it must be zero.
+func (s *Socket) InRings() int {
+	n := s.Fill.Occupancy() + s.Comp.Occupancy()
+	if s.RX.Len() > 0 {
+		n += s.RX.Occupancy()
+	}
+	if s.TX.Len() > 0 {
+		n += s.TX.Occupancy()
+	}
+	return n
+}

@@ -195,8 +195,8 @@ func TestReceiveFromKernelPeer(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	// Accounting: every frame is in the pool or the fill ring.
-	if got := pool.Len() + s.Fill.Occupancy(); got != pool.Total() || s.InKernel() != s.Fill.Occupancy() {
-		t.Fatalf("pool %d + fill %d != %d (in kernel %d)", pool.Len(), s.Fill.Occupancy(), pool.Total(), s.InKernel())
+	if got := pool.Len() + s.InKernel(); got != pool.Total() || s.InKernel() != s.InRings() {
+		t.Fatalf("pool %d + kernel %d != %d (in rings %d)", pool.Len(), s.InKernel(), pool.Total(), s.InRings())
 	}
 }
 
@@ -239,9 +239,9 @@ func TestFrameAccountingUnderPressure(t *testing.T) {
 	if pool.Len()+s.InKernel() != pool.Total() {
 		t.Fatalf("pool %d + kernel %d != %d", pool.Len(), s.InKernel(), pool.Total())
 	}
-	if s.InKernel() != s.Fill.Occupancy() {
+	if s.InKernel() != s.InRings() {
 		t.Fatalf("kernel holds %d frames outside the fill ring (%d in kernel, fill %d)",
-			s.InKernel()-s.Fill.Occupancy(), s.InKernel(), s.Fill.Occupancy())
+			s.InKernel()-s.InRings(), s.InKernel(), s.InRings())
 	}
 }
 
