@@ -119,6 +119,7 @@ type Socket struct {
 	zeroCopy bool
 	wakeup   bool // need_wakeup in use
 	closed   bool
+	txBudget int // frames one sendto() sends in copy mode (0: zero-copy)
 
 	Fill FillRing
 	Comp CompRing
@@ -230,6 +231,16 @@ func (s *Socket) setup(opts SocketOptions) error {
 		return fmt.Errorf("read xdp options: %w", err)
 	}
 	s.zeroCopy = o&unix.XDP_OPTIONS_ZEROCOPY != 0
+	if opts.TxSize > 0 && !s.zeroCopy {
+		// Copy mode transmits at most 32 frames per sendto() unless the
+		// budget is raised (XDP_MAX_TX_SKB_BUDGET, Linux 6.16+): raise it
+		// to the ring size so one kick per batch drains the ring. Older
+		// kernels refuse the option; Transmit then kicks until drained.
+		s.txBudget = 32
+		if unix.SetsockoptInt(s.fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, opts.TxSize) == nil {
+			s.txBudget = opts.TxSize
+		}
+	}
 	if opts.BusyPoll {
 		if err := errors.Join(
 			unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, soPreferBusyPoll, 1),
@@ -444,6 +455,10 @@ func (s *Socket) Transmit(descs []Desc) int {
 	}
 	if placed > 0 && (!s.wakeup || s.TX.NeedWakeup()) {
 		s.Kick()
+		// In copy mode one kick sends at most txBudget frames.
+		for i := 0; s.txBudget > 0 && i < 8 && s.TX.Occupancy() > 0; i++ {
+			s.Kick()
+		}
 	}
 	return int(got)
 }

@@ -1,0 +1,323 @@
+// Package dataplane wires the pieces of the AF_XDP data path together:
+// it attaches the steering program (bpf/) to each port, creates one UMEM
+// with a frame pool per worker, one AF_XDP socket per (port, queue), and
+// one pinned worker (pipeline/) per queue that serves that queue on every
+// port. It is what `tyfwd` runs and what a library user calls to run their
+// own stages on real interfaces.
+//
+// Worker q owns queue q of every port, and all of its sockets share its
+// frame pool, so a frame received on port 0 queue q is transmitted on port
+// 1 queue q by moving its descriptor: no copy.
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tygress/tygress/bpf"
+	"github.com/tygress/tygress/pipeline"
+	"github.com/tygress/tygress/xsk"
+)
+
+// ErrPermission is returned when the process lacks the privileges AF_XDP
+// and BPF need (root, or CAP_NET_ADMIN + CAP_BPF + CAP_NET_RAW).
+var ErrPermission = errors.New("needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF)")
+
+// PortConfig names one interface.
+type PortConfig struct {
+	Name string
+	// Steer attaches the steering program; a port used only to transmit
+	// (txgen) may leave it off.
+	Steer bool
+	// Rules are the claim rules; empty with ClaimAll false claims nothing.
+	Rules    []bpf.Rule
+	ClaimAll bool
+	// RxOnly / TxOnly size the socket's rings accordingly.
+	NoRx, NoTx bool
+}
+
+// Config is the whole data path.
+type Config struct {
+	Ports []PortConfig
+	// Queues is the number of queues (workers) to use, from queue 0.
+	// 0 means every rx queue of the first port.
+	Queues    int
+	XDPMode   bpf.Mode
+	Socket    xsk.SocketOptions
+	FrameSize int
+	// FramesPerWorker defaults to enough for every ring of the worker's
+	// sockets plus a batch per port.
+	FramesPerWorker int
+	HugePages       bool
+	BatchSize       int
+	Busy            bool
+	// CPUs pins worker i to CPUs[i%len(CPUs)]; empty leaves workers
+	// unpinned.
+	CPUs []int
+	Pin  func(cpu int) error
+	// Pipeline builds the pipeline of worker (queue) q.
+	Pipeline func(q int) *pipeline.Pipeline
+	// Local and Handoff, if set, are passed to every worker.
+	Local func(q int) func([]pipeline.Frame)
+}
+
+// Port is an opened interface.
+type Port struct {
+	Name    string
+	Ifindex int
+	MAC     net.HardwareAddr
+	Steer   *bpf.Steer
+	XDPMode string
+	Sockets []*xsk.Socket // by queue
+}
+
+// DataPath is a running (or ready) data path.
+type DataPath struct {
+	cfg     Config
+	Ports   []*Port
+	UMEM    *xsk.UMEM
+	Workers []*pipeline.Worker
+	Pools   []*xsk.FramePool
+	closeMu sync.Mutex
+	closed  bool
+}
+
+// RxQueues returns the number of rx queues of an interface from sysfs.
+func RxQueues(name string) (int, error) {
+	m, err := filepath.Glob(filepath.Join("/sys/class/net", name, "queues", "rx-*"))
+	if err != nil || len(m) == 0 {
+		return 0, fmt.Errorf("interface %s: no rx queues in sysfs", name)
+	}
+	return len(m), nil
+}
+
+// Open attaches, binds and builds everything; it does not start workers.
+// On error everything made so far is undone.
+func Open(cfg Config) (_ *DataPath, err error) {
+	if len(cfg.Ports) == 0 {
+		return nil, errors.New("no ports")
+	}
+	if cfg.Pipeline == nil {
+		return nil, errors.New("no pipeline")
+	}
+	if cfg.FrameSize == 0 {
+		cfg.FrameSize = 4096
+	}
+	if cfg.Queues == 0 {
+		if cfg.Queues, err = RxQueues(cfg.Ports[0].Name); err != nil {
+			return nil, err
+		}
+	}
+	dp := &DataPath{cfg: cfg}
+	defer func() {
+		if err != nil {
+			dp.Close()
+		}
+	}()
+	for _, pc := range cfg.Ports {
+		ifc, err := net.InterfaceByName(pc.Name)
+		if err != nil {
+			return nil, fmt.Errorf("interface %s: %w", pc.Name, err)
+		}
+		dp.Ports = append(dp.Ports, &Port{Name: pc.Name, Ifindex: ifc.Index, MAC: ifc.HardwareAddr})
+	}
+	so := cfg.Socket
+	per := cfg.FramesPerWorker
+	if per == 0 {
+		for _, pc := range cfg.Ports {
+			per += so.FillSize + so.CompSize
+			if !pc.NoRx {
+				per += so.RxSize
+			}
+			if !pc.NoTx {
+				per += so.TxSize
+			}
+		}
+		per = min(per, 1<<16)
+	}
+	dp.UMEM, err = xsk.NewUMEM(xsk.UMEMOptions{FrameSize: cfg.FrameSize, NumFrames: per * cfg.Queues, HugePages: cfg.HugePages})
+	if err != nil {
+		return nil, err
+	}
+	for q := 0; q < cfg.Queues; q++ {
+		pool, err := xsk.NewFramePool(dp.UMEM, q*per, per)
+		if err != nil {
+			return nil, err
+		}
+		dp.Pools = append(dp.Pools, pool)
+	}
+	for i, pc := range cfg.Ports {
+		p := dp.Ports[i]
+		if pc.Steer {
+			p.Steer, err = bpf.Load(bpf.Options{Rules: pc.Rules, ClaimAll: pc.ClaimAll, Mode: cfg.XDPMode})
+			if err != nil {
+				return nil, permission(fmt.Errorf("load steering program: %w", err))
+			}
+		}
+		for q := 0; q < cfg.Queues; q++ {
+			o := so
+			if pc.NoRx {
+				o.RxSize = 0
+			}
+			if pc.NoTx {
+				o.TxSize = 0
+			}
+			s, err := xsk.NewSocket(dp.Pools[q], p.Ifindex, q, o)
+			if err != nil {
+				return nil, permission(fmt.Errorf("port %s queue %d: %w", p.Name, q, err))
+			}
+			p.Sockets = append(p.Sockets, s)
+			if p.Steer != nil && !pc.NoRx {
+				if err := p.Steer.Register(q, s.FD()); err != nil {
+					return nil, fmt.Errorf("port %s queue %d: register socket: %w", p.Name, q, err)
+				}
+			}
+		}
+		if p.Steer != nil {
+			a, err := p.Steer.Attach(p.Ifindex)
+			if err != nil {
+				return nil, permission(fmt.Errorf("attach xdp to %s: %w", p.Name, err))
+			}
+			p.XDPMode = a.Mode().String()
+		}
+	}
+	for q := 0; q < cfg.Queues; q++ {
+		ports := make([]*xsk.Socket, len(dp.Ports))
+		for i, p := range dp.Ports {
+			ports[i] = p.Sockets[q]
+		}
+		cpu := -1
+		if len(cfg.CPUs) > 0 {
+			cpu = cfg.CPUs[q%len(cfg.CPUs)]
+		}
+		wc := pipeline.WorkerConfig{
+			Ports: ports, Pool: dp.Pools[q], Pipeline: cfg.Pipeline(q),
+			BatchSize: cfg.BatchSize, Busy: cfg.Busy, CPU: cpu, Pin: cfg.Pin,
+		}
+		if cfg.Local != nil {
+			wc.Local = cfg.Local(q)
+		}
+		w, err := pipeline.NewWorker(wc)
+		if err != nil {
+			return nil, err
+		}
+		dp.Workers = append(dp.Workers, w)
+	}
+	return dp, nil
+}
+
+func permission(err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%w: %w", ErrPermission, err)
+	}
+	return err
+}
+
+// Run starts every worker and blocks until ctx is done or a worker fails.
+func (dp *DataPath) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(dp.Workers))
+	for _, w := range dp.Workers {
+		go func() {
+			err := w.Run(ctx)
+			if err != nil {
+				cancel()
+			}
+			errc <- err
+		}()
+	}
+	var errs []error
+	for range dp.Workers {
+		errs = append(errs, <-errc)
+	}
+	return errors.Join(errs...)
+}
+
+// Close detaches the programs and closes sockets and UMEM. Safe to call
+// more than once and after a partial Open.
+func (dp *DataPath) Close() error {
+	dp.closeMu.Lock()
+	defer dp.closeMu.Unlock()
+	if dp.closed {
+		return nil
+	}
+	dp.closed = true
+	var errs []error
+	for _, p := range dp.Ports {
+		if p.Steer != nil {
+			errs = append(errs, p.Steer.Close())
+		}
+		for _, s := range p.Sockets {
+			errs = append(errs, s.Close())
+		}
+	}
+	if dp.UMEM != nil {
+		errs = append(errs, dp.UMEM.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Snapshot is every counter of the data path at one instant.
+type Snapshot struct {
+	Time       time.Time
+	RxFrames   uint64
+	TxFrames   uint64
+	Drops      [pipeline.MaxReasons]uint64 // every drop, by reason
+	DropsTotal uint64
+	Polls      uint64
+	TxKicks    uint64
+	// From the kernel (XDP_STATISTICS), summed over sockets.
+	FillRingEmpty uint64
+	RxRingFull    uint64
+	RxDropped     uint64
+	RxInvalid     uint64 // our own descriptor checks plus the kernel's
+	TxInvalid     uint64
+	// From the steering programs.
+	XDPSeen, XDPRedirected, XDPPassed uint64
+}
+
+// Snapshot reads every counter; safe while workers run.
+func (dp *DataPath) Snapshot() Snapshot {
+	s := Snapshot{Time: time.Now()}
+	for _, w := range dp.Workers {
+		ws := w.Stats()
+		s.RxFrames += ws.RxFrames
+		s.TxFrames += ws.TxFrames
+		s.Polls += ws.Polls
+		for r, n := range ws.Drops {
+			s.Drops[r] += n
+			s.DropsTotal += n
+		}
+	}
+	for _, p := range dp.Ports {
+		for _, sk := range p.Sockets {
+			st := sk.Stats()
+			s.TxKicks += st.TxKicks
+			s.Polls += st.RxWakeups
+			s.RxInvalid += st.RxInvalid
+			s.TxInvalid += st.TxInvalid
+			if ks, err := sk.KernelStats(); err == nil {
+				s.FillRingEmpty += ks.RxFillRingEmpty
+				s.RxRingFull += ks.RxRingFull
+				s.RxDropped += ks.RxDropped
+				s.RxInvalid += ks.RxInvalidDescs
+				s.TxInvalid += ks.TxInvalidDescs
+			}
+		}
+		if p.Steer != nil {
+			if c, err := p.Steer.Counters(); err == nil {
+				s.XDPSeen += c.Seen
+				s.XDPRedirected += c.Redirected
+				s.XDPPassed += c.Passed()
+			}
+		}
+	}
+	return s
+}
