@@ -26,6 +26,7 @@ type reporter struct {
 
 	start      dataplane.Snapshot
 	startCPU   time.Duration
+	startUser  time.Duration
 	startAlloc uint64
 	done       chan struct{}
 	wg         sync.WaitGroup
@@ -36,16 +37,23 @@ func newReporter(out io.Writer, interval time.Duration, quiet bool, snap func() 
 	r := &reporter{out: out, interval: interval, quiet: quiet, snap: snap, done: make(chan struct{})}
 	r.start = snap()
 	r.startCPU = cpuTime()
+	r.startUser, _ = cpuSplit()
 	r.startAlloc = allocs()
 	return r
 }
 
 func cpuTime() time.Duration {
+	u, s := cpuSplit()
+	return u + s
+}
+
+// cpuSplit returns the process's user and system CPU time.
+func cpuSplit() (user, sys time.Duration) {
 	var ru unix.Rusage
 	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
@@ -139,6 +147,8 @@ func (r *reporter) summary() {
 	a := r.start
 	secs := end.Time.Sub(a.Time).Seconds()
 	cpu := cpuTime() - r.startCPU
+	user, _ := cpuSplit()
+	user -= r.startUser
 	al := allocs() - r.startAlloc
 	rx, tx := end.RxFrames-a.RxFrames, end.TxFrames-a.TxFrames
 	pk := max(rx, tx)
@@ -155,10 +165,10 @@ func (r *reporter) summary() {
 			fmt.Fprintf(&sb, " drop_%s=%d", strings.ReplaceAll(pipeline.Reason(rs).String(), "-", "_"), n)
 		}
 	}
-	fmt.Fprintf(&sb, " fill_ring_empty=%d rx_ring_full=%d rx_dropped=%d invalid_descs=%d wakeups=%d seconds=%.3f rx_pps=%.0f tx_pps=%.0f cpu_seconds=%.3f cpu_ns_per_pkt=%.1f allocs=%d allocs_per_pkt=%.6f",
+	fmt.Fprintf(&sb, " fill_ring_empty=%d rx_ring_full=%d rx_dropped=%d invalid_descs=%d wakeups=%d seconds=%.3f rx_pps=%.0f tx_pps=%.0f cpu_seconds=%.3f cpu_user_seconds=%.3f cpu_ns_per_pkt=%.1f allocs=%d allocs_per_pkt=%.6f",
 		end.FillRingEmpty-a.FillRingEmpty, end.RxRingFull-a.RxRingFull, end.RxDropped-a.RxDropped,
 		end.RxInvalid-a.RxInvalid+end.TxInvalid-a.TxInvalid, wakeups, secs,
-		float64(rx)/max(secs, 1e-9), float64(tx)/max(secs, 1e-9), cpu.Seconds(), cpuPer, al, allocPer)
+		float64(rx)/max(secs, 1e-9), float64(tx)/max(secs, 1e-9), cpu.Seconds(), user.Seconds(), cpuPer, al, allocPer)
 	if pk > 0 {
 		fmt.Fprintf(&sb, " wakeups_per_pkt=%.5f", float64(wakeups)/float64(pk))
 	}
