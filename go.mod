@@ -3,6 +3,7 @@ module github.com/tygress/tygress
 go 1.26.8
 
 require (
+	github.com/klauspost/cpuid/v2 v2.4.2
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
 	golang.org/x/sys v0.50.0

@@ -272,6 +272,7 @@ func (p *Pipeline) collect(stage, in int, b *Batch, out *Output) {
 			r := f.Reason
 			if int(r) >= MaxReasons || r == ReasonNone {
 				r = ReasonStage
+				f.Reason = r
 			}
 			p.drops[r]++
 			out.Drop = append(out.Drop, *f)
