@@ -168,6 +168,7 @@ func TestBindZeroCopyFallsBack(t *testing.T) {
 		t.Fatalf("zero-copy bind on veth: %v, want ErrNotSupported", err)
 	}
 	opts.Bind = xsk.BindAuto
+	opts.BusyPoll = true
 	s := p.socket(t, pool, 0, opts)
 	if s.ZeroCopy() || s.Mode() != "copy" {
 		t.Fatalf("auto bind on veth gave %s, want copy", s.Mode())

@@ -35,6 +35,7 @@ type common struct {
 	huge      bool
 	quiet     bool
 	noWakeup  bool
+	busyPoll  bool
 
 	cpus []int
 	mode bpf.Mode
@@ -59,6 +60,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.poll, "poll", false, "block in poll() on empty rings (the default)")
 	fs.BoolVar(&c.huge, "hugepages", false, "back the UMEM with 2 MiB huge pages (falls back to normal pages)")
 	fs.BoolVar(&c.quiet, "quiet", false, "print only the final summary")
+	fs.BoolVar(&c.busyPoll, "busy-poll", false, "set SO_PREFER_BUSY_POLL, SO_BUSY_POLL (20 us) and SO_BUSY_POLL_BUDGET (--batch) on the sockets")
 	fs.BoolVar(&c.noWakeup, "no-need-wakeup", false, "disable need_wakeup (kick the kernel on every batch)")
 }
 
@@ -97,7 +99,7 @@ func (c *common) validate() error {
 		}
 	}
 	c.opts = xsk.SocketOptions{RxSize: c.rxSize, TxSize: c.txSize, FillSize: c.fillSize, CompSize: c.compSize,
-		Bind: bm, NoNeedWakeup: c.noWakeup, BusyPollUsec: 20, BusyPollBudget: c.batch}
+		Bind: bm, NoNeedWakeup: c.noWakeup, BusyPoll: c.busyPoll, BusyPollUsec: 20, BusyPollBudget: c.batch}
 	return nil
 }
 
