@@ -63,8 +63,13 @@ type Config struct {
 	Pin  func(cpu int) error
 	// Pipeline builds the pipeline of worker (queue) q.
 	Pipeline func(q int) *pipeline.Pipeline
-	// Local and Handoff, if set, are passed to every worker.
+	// Local, if set, builds the local-stack handler of worker q.
 	Local func(q int) func([]pipeline.Frame)
+	// HandoffRing is the size of the lock-free ring from each worker to
+	// each other worker that carries frames with the Handoff verdict (0:
+	// 1024). Handed-off frames keep belonging to the pool of the worker
+	// that received them and go back to it through a return ring.
+	HandoffRing int
 }
 
 // Port is an opened interface.
@@ -173,6 +178,11 @@ func Open(cfg Config) (_ *DataPath, err error) {
 				return nil, permission(fmt.Errorf("port %s queue %d: %w", p.Name, q, err))
 			}
 			p.Sockets = append(p.Sockets, s)
+			if !pc.NoRx {
+				// Fill before the program is attached, so the first
+				// frames find buffers (the worker is not running yet).
+				s.Refill()
+			}
 			if p.Steer != nil && !pc.NoRx {
 				if err := p.Steer.Register(q, s.FD()); err != nil {
 					return nil, fmt.Errorf("port %s queue %d: register socket: %w", p.Name, q, err)
@@ -186,6 +196,10 @@ func Open(cfg Config) (_ *DataPath, err error) {
 			}
 			p.XDPMode = a.Mode().String()
 		}
+	}
+	hand, err := newHandoff(dp, cfg.HandoffRing, per)
+	if err != nil {
+		return nil, err
 	}
 	for q := 0; q < cfg.Queues; q++ {
 		ports := make([]*xsk.Socket, len(dp.Ports))
@@ -202,6 +216,9 @@ func Open(cfg Config) (_ *DataPath, err error) {
 		}
 		if cfg.Local != nil {
 			wc.Local = cfg.Local(q)
+		}
+		if hand != nil {
+			hand.wire(q, &wc)
 		}
 		w, err := pipeline.NewWorker(wc)
 		if err != nil {
@@ -250,6 +267,9 @@ func (dp *DataPath) Close() error {
 	}
 	dp.closed = true
 	var errs []error
+	for _, w := range dp.Workers {
+		errs = append(errs, w.Close())
+	}
 	for _, p := range dp.Ports {
 		if p.Steer != nil {
 			errs = append(errs, p.Steer.Close())

@@ -75,6 +75,7 @@ const (
 	ReasonPolicy              // the configuration says drop (rxdrop, ACL)
 	ReasonTooBig              // larger than the frame or MTU
 	ReasonUnknownProto        // a protocol nobody here speaks
+	ReasonHandoffLoop         // a handed-off frame was handed off again
 	numBuiltinReasons
 )
 
@@ -87,7 +88,7 @@ var reasons = struct {
 	n     int
 }{
 	names: [MaxReasons]string{"none", "stage", "malformed", "too-short", "bad-checksum", "no-route",
-		"tx-ring-full", "bad-port", "no-local", "handoff-full", "no-handoff", "policy", "too-big", "unknown-proto"},
+		"tx-ring-full", "bad-port", "no-local", "handoff-full", "no-handoff", "policy", "too-big", "unknown-proto", "handoff-loop"},
 	n: int(numBuiltinReasons),
 }
 
@@ -148,6 +149,9 @@ type Batch struct {
 	Queue  uint16
 	// Now is a monotonic clock in nanoseconds read once per batch.
 	Now int64
+	// Handoff is true for frames another shard handed to this one; they
+	// may come from several ports, so use Frame.InPort, not Port.
+	Handoff bool
 }
 
 // Stage is the extension point: one method, run on every batch.

@@ -39,10 +39,24 @@ type WorkerConfig struct {
 	// Local takes frames with the Local verdict. It runs on the worker and
 	// must not keep the frames: they go back to the pool when it returns.
 	Local func(frames []Frame)
-	// Handoff takes frames with the Handoff verdict and returns how many
-	// it accepted from the front (those now belong to the other shard);
-	// the rest are dropped with ReasonHandoffFull.
-	Handoff func(frames []Frame) int
+	// Handoff takes frames with the Handoff verdict to the shards they
+	// name. It moves the frames it could not hand off to the front of
+	// frames and returns their count; the worker drops those with
+	// ReasonHandoffFull.
+	Handoff func(frames []Frame) (rejected int)
+	// Incoming, if set, fills out with frames other shards handed to this
+	// one and returns how many; the worker runs them through its pipeline
+	// (Batch.Handoff is true) at each step. A frame handed off again is
+	// dropped with ReasonHandoffLoop.
+	Incoming func(out []Frame) int
+	// HasIncoming reports whether handed-off frames wait; the worker asks
+	// it before it goes to sleep in poll(), after announcing that it
+	// sleeps, so a producer that calls Wake after enqueueing is never
+	// missed.
+	HasIncoming func() bool
+	// Reclaim, if set, runs at each step to take back this worker's frames
+	// that other shards returned (see xsk.FramePool.Foreign).
+	Reclaim func()
 	// Tap, if set, sees every received batch before the first stage (for
 	// capture). It must not keep the frames.
 	Tap func(frames []Frame)
@@ -54,6 +68,8 @@ type WorkerStats struct {
 	TxFrames   uint64
 	Batches    uint64
 	Polls      uint64 // poll() syscalls made while idle
+	HandoffIn  uint64 // frames other shards handed to this one
+	Wakes      uint64 // eventfd wakeups other shards sent this one
 	Drops      [MaxReasons]uint64
 	DropsTotal uint64
 }
@@ -69,10 +85,14 @@ type Worker struct {
 	pollfds []unix.PollFd
 	pollMap []int
 
-	rx, tx, batches, polls atomic.Uint64
-	drops                  [MaxReasons]atomic.Uint64
-	dropLocal              [MaxReasons]uint64
-	stop                   atomic.Bool
+	wakeFD   int // eventfd in the poll set; Wake writes it
+	sleeping atomic.Bool
+	wakeBuf  [8]byte
+
+	rx, tx, batches, polls, wakes, handoffIn atomic.Uint64
+	drops                                    [MaxReasons]atomic.Uint64
+	dropLocal                                [MaxReasons]uint64
+	stop                                     atomic.Bool
 }
 
 // NewWorker checks the configuration and preallocates every buffer the
@@ -87,7 +107,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.BatchSize < 1 || cfg.BatchSize > MaxBatch {
 		return nil, fmt.Errorf("batch size %d outside 1..%d", cfg.BatchSize, MaxBatch)
 	}
-	w := &Worker{cfg: cfg, descs: make([]xsk.Desc, cfg.BatchSize)}
+	w := &Worker{cfg: cfg, descs: make([]xsk.Desc, cfg.BatchSize), wakeFD: -1}
 	w.batch.Frames = make([]Frame, 0, cfg.BatchSize)
 	n := cfg.BatchSize * max(len(cfg.Ports), 1)
 	w.out = Output{Drop: make([]Frame, 0, n), TX: make([]Frame, 0, n), Local: make([]Frame, 0, n), Handoff: make([]Frame, 0, n)}
@@ -104,7 +124,36 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 			w.pollMap = append(w.pollMap, i)
 		}
 	}
+	if cfg.Incoming != nil {
+		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			return nil, fmt.Errorf("eventfd: %w", err)
+		}
+		w.wakeFD = fd
+		w.pollfds = append(w.pollfds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+	}
 	return w, nil
+}
+
+// Wake interrupts the worker's poll() if it sleeps there: producers of
+// handed-off frames call it after enqueueing. It costs one atomic load
+// when the worker is busy.
+func (w *Worker) Wake() {
+	if w.wakeFD >= 0 && w.sleeping.Load() {
+		w.wakes.Add(1)
+		var one = [8]byte{1}
+		unix.Write(w.wakeFD, one[:])
+	}
+}
+
+// Close frees the worker's eventfd. Call it after Run returned.
+func (w *Worker) Close() error {
+	if w.wakeFD < 0 {
+		return nil
+	}
+	fd := w.wakeFD
+	w.wakeFD = -1
+	return unix.Close(fd)
 }
 
 // Stop asks Run to return after the current batch.
@@ -154,17 +203,25 @@ func (w *Worker) wait(timeout time.Duration) error {
 		time.Sleep(time.Millisecond)
 		return nil
 	}
+	w.sleeping.Store(true)
+	defer w.sleeping.Store(false)
+	if w.cfg.HasIncoming != nil && w.cfg.HasIncoming() {
+		return nil
+	}
 	w.polls.Add(1)
 	_, err := unix.Poll(w.pollfds, int(timeout/time.Millisecond))
 	if err != nil && err != unix.EINTR {
 		return fmt.Errorf("poll: %w", err)
+	}
+	if w.wakeFD >= 0 && w.pollfds[len(w.pollfds)-1].Revents&unix.POLLIN != 0 {
+		unix.Read(w.wakeFD, w.wakeBuf[:])
 	}
 	return nil
 }
 
 // Step runs one round: completions and refills on every port, then one
 // batch from each rx ring through the pipeline. It returns the number of
-// frames received. Tests drive a worker with Step instead of Run.
+// frames received (from sockets and other shards). Tests drive a worker with Step instead of Run.
 func (w *Worker) Step() int {
 	ports := w.cfg.Ports
 	for _, s := range ports {
@@ -178,7 +235,28 @@ func (w *Worker) Step() int {
 			s.WakeupFill()
 		}
 	}
-	total := 0
+	if w.cfg.Reclaim != nil {
+		w.cfg.Reclaim()
+	}
+	total, handedIn := 0, 0
+	if w.cfg.Incoming != nil {
+		if n := w.cfg.Incoming(w.batch.Frames[:cap(w.batch.Frames)]); n > 0 {
+			handedIn = n
+			w.handoffIn.Add(uint64(n))
+			w.batch.Frames = w.batch.Frames[:n]
+			w.batch.Port = w.batch.Frames[0].InPort
+			w.batch.Handoff = true
+			w.batch.Now = time.Now().UnixNano()
+			w.cfg.Pipeline.Run(&w.batch, &w.out)
+			w.batch.Frames = w.batch.Frames[:0]
+			w.batch.Handoff = false
+			for i := range w.out.Handoff {
+				w.drop(&w.out.Handoff[i], ReasonHandoffLoop)
+			}
+			w.out.Handoff = w.out.Handoff[:0]
+			w.dispatch()
+		}
+	}
 	for pi, s := range ports {
 		if s == nil || s.RX.Len() == 0 {
 			continue
@@ -208,7 +286,7 @@ func (w *Worker) Step() int {
 		w.rx.Add(uint64(total))
 		w.batches.Add(1)
 	}
-	return total
+	return total + handedIn
 }
 
 func (w *Worker) drop(f *Frame, r Reason) {
@@ -239,15 +317,11 @@ func (w *Worker) dispatch() {
 		}
 	}
 	if len(o.Handoff) > 0 {
-		k := 0
+		rej, r := len(o.Handoff), ReasonNoHandoff
 		if w.cfg.Handoff != nil {
-			k = w.cfg.Handoff(o.Handoff)
+			rej, r = w.cfg.Handoff(o.Handoff), ReasonHandoffFull
 		}
-		r := ReasonHandoffFull
-		if w.cfg.Handoff == nil {
-			r = ReasonNoHandoff
-		}
-		for i := k; i < len(o.Handoff); i++ {
+		for i := range o.Handoff[:rej] {
 			w.drop(&o.Handoff[i], r)
 		}
 	}
@@ -291,7 +365,8 @@ func (w *Worker) dispatch() {
 
 // Stats returns a snapshot of the worker's counters.
 func (w *Worker) Stats() WorkerStats {
-	s := WorkerStats{RxFrames: w.rx.Load(), TxFrames: w.tx.Load(), Batches: w.batches.Load(), Polls: w.polls.Load()}
+	s := WorkerStats{RxFrames: w.rx.Load(), TxFrames: w.tx.Load(), Batches: w.batches.Load(), Polls: w.polls.Load(),
+		HandoffIn: w.handoffIn.Load(), Wakes: w.wakes.Load()}
 	for r := range w.drops {
 		s.Drops[r] = w.drops[r].Load()
 		s.DropsTotal += s.Drops[r]

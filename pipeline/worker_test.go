@@ -88,6 +88,7 @@ func TestWorkerReflectsKernelTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	s.Refill() // before frames can arrive: the worker starts later
 	if err := prog.Register(0, s.FD()); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,8 @@ func TestWorkerReflectsKernelTraffic(t *testing.T) {
 		t.Fatal(werr)
 	}
 	if err != nil {
-		t.Fatal(err)
+		ks, _ := s.KernelStats()
+		t.Fatalf("%v\nworker %+v\nsocket %+v\nkernel %+v", err, w.Stats(), s.Stats(), ks)
 	}
 	if got != n {
 		t.Fatalf("%d of %d datagrams came back", got, n)

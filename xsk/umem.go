@@ -155,9 +155,15 @@ func (u *UMEM) Memory() []byte { return u.mem }
 // goroutine. Frames come back to the pool that last gave them out; a frame
 // may move between sockets that share the UMEM and the pool.
 type FramePool struct {
-	umem  *UMEM
-	addrs []uint64
-	total int
+	umem   *UMEM
+	addrs  []uint64
+	total  int
+	lo, hi uint64 // address range of the pool's own frames
+	// Foreign, if set, takes frames of other pools that reach Put (a frame
+	// handed to another shard comes back through the completion ring or a
+	// drop of the shard that received it) so they can be returned to
+	// their owner. Without it such a Put is a broken invariant and panics.
+	Foreign func(addr uint64)
 }
 
 // NewFramePool returns a pool holding frames [first, first+n) of u. Give
@@ -166,7 +172,7 @@ func NewFramePool(u *UMEM, first, n int) (*FramePool, error) {
 	if first < 0 || n < 0 || first+n > int(u.nframes) {
 		return nil, fmt.Errorf("frame pool [%d,%d) outside umem of %d frames: %w", first, first+n, u.nframes, ErrBadOptions)
 	}
-	p := &FramePool{umem: u, addrs: make([]uint64, 0, n), total: n}
+	p := &FramePool{umem: u, addrs: make([]uint64, 0, n), total: n, lo: u.FrameAddr(first), hi: u.FrameAddr(first + n)}
 	for i := first + n - 1; i >= first; i-- {
 		p.addrs = append(p.addrs, u.FrameAddr(i))
 	}
@@ -197,8 +203,22 @@ func (p *FramePool) Get() (addr uint64, ok bool) {
 // frames than the pool was made with means a frame was doubled: that is a
 // broken invariant and panics.
 func (p *FramePool) Put(addr uint64) {
+	base := addr &^ p.umem.frameMask
+	if base < p.lo || base >= p.hi {
+		if p.Foreign == nil {
+			panic("xsk: frame of another pool freed here")
+		}
+		p.Foreign(base)
+		return
+	}
 	if len(p.addrs) == cap(p.addrs) {
 		panic("xsk: frame pool overflow: a frame was freed twice")
 	}
-	p.addrs = append(p.addrs, addr&^p.umem.frameMask)
+	p.addrs = append(p.addrs, base)
+}
+
+// Owns reports whether addr lies in one of the pool's own frames.
+func (p *FramePool) Owns(addr uint64) bool {
+	base := addr &^ p.umem.frameMask
+	return base >= p.lo && base < p.hi
 }
