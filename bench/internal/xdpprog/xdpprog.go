@@ -1,0 +1,258 @@
+// Package xdpprog holds the tiny XDP programs the benchmark uses, written
+// with cilium/ebpf's assembler so no C toolchain is needed: the in-kernel
+// peers (XDP_DROP and XDP_REDIRECT through a devmap, each counting into a
+// per-CPU array), the XSKMAP redirect that feeds the Go AF_XDP peers that
+// bring no program of their own, XDP_PASS (so a veth takes XDP frames for
+// the kernel stack), and the generator's XDP_TX.
+package xdpprog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+)
+
+// XDP actions.
+const (
+	Aborted  = 0
+	Drop     = 1
+	Pass     = 2
+	TX       = 3
+	Redirect = 4
+)
+
+// struct xdp_md offsets.
+const (
+	mdData         = 0
+	mdDataEnd      = 4
+	mdRxQueueIndex = 16
+)
+
+// Counter is a one-slot per-CPU array of u64 that a program increments
+// once per packet.
+type Counter struct{ *ebpf.Map }
+
+// NewCounter creates a Counter.
+func NewCounter() (*Counter, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "bench_count", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	if err != nil {
+		return nil, fmt.Errorf("create counter map: %w", err)
+	}
+	return &Counter{m}, nil
+}
+
+// Read sums the counter over all CPUs.
+func (c *Counter) Read() (uint64, error) {
+	var vals []uint64
+	if err := c.Lookup(uint32(0), &vals); err != nil {
+		return 0, fmt.Errorf("read counter: %w", err)
+	}
+	var s uint64
+	for _, v := range vals {
+		s += v
+	}
+	return s, nil
+}
+
+// count emits code that increments counter slot 0; it clobbers r0-r5 and
+// keeps r6 (the context by convention).
+func count(c *Counter) asm.Instructions {
+	return asm.Instructions{
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.LoadMapPtr(asm.R1, c.FD()),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "counted"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.Mov.Reg(asm.R0, asm.R0).WithSymbol("counted"), // no-op jump target
+	}
+}
+
+func load(name string, insns asm.Instructions) (*ebpf.Program, error) {
+	p, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
+		Name: name, Type: ebpf.XDP, License: "GPL", Instructions: insns,
+	}, ebpf.ProgramOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("load xdp program %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// Return loads a program that only returns action (XDP_PASS, XDP_TX, ...).
+func Return(action int32) (*ebpf.Program, error) {
+	return load("bench_ret", asm.Instructions{asm.Mov.Imm(asm.R0, action), asm.Return()})
+}
+
+// DropCounting loads a program that counts every frame in c and drops it.
+func DropCounting(c *Counter) (*ebpf.Program, error) {
+	insns := append(count(c), asm.Mov.Imm(asm.R0, Drop), asm.Return())
+	return load("bench_drop", insns)
+}
+
+// DevMap is a one-slot devmap whose slot 0 holds the egress ifindex.
+func DevMap(ifindex int) (*ebpf.Map, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "bench_tx_port", Type: ebpf.DevMap, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		return nil, fmt.Errorf("create devmap: %w", err)
+	}
+	if err := m.Put(uint32(0), uint32(ifindex)); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("devmap slot 0 = ifindex %d: %w", ifindex, err)
+	}
+	return m, nil
+}
+
+// RedirectCounting loads a program that counts every frame in c, rewrites
+// its Ethernet destination (and source, when src is given) and redirects it
+// through slot 0 of devmap; frames too short for an Ethernet header and
+// failed redirects are dropped.
+func RedirectCounting(c *Counter, devmap *ebpf.Map, dst, src net.HardwareAddr) (*ebpf.Program, error) {
+	if len(dst) != 6 || (src != nil && len(src) != 6) {
+		return nil, errors.New("xdpprog: MAC addresses must be 6 bytes")
+	}
+	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	insns = append(insns, count(c)...)
+	insns = append(insns,
+		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 14),
+		asm.JGT.Reg(asm.R4, asm.R3, "drop"),
+	)
+	insns = append(insns, storeMAC(0, dst)...)
+	if src != nil {
+		insns = append(insns, storeMAC(6, src)...)
+	}
+	insns = append(insns,
+		asm.LoadMapPtr(asm.R1, devmap.FD()),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.Mov.Imm(asm.R3, Drop), // low bits of flags: the action when the slot is empty
+		asm.FnRedirectMap.Call(),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, Drop).WithSymbol("drop"),
+		asm.Return(),
+	)
+	return load("bench_redirect", insns)
+}
+
+// storeMAC writes mac at data+off (r2 holds data, bounds already checked).
+func storeMAC(off int16, mac net.HardwareAddr) asm.Instructions {
+	lo := int64(binary.NativeEndian.Uint32(mac[0:4]))
+	hi := int64(binary.NativeEndian.Uint16(mac[4:6]))
+	return asm.Instructions{
+		asm.StoreImm(asm.R2, off, lo, asm.Word),
+		asm.StoreImm(asm.R2, off+4, hi, asm.Half),
+	}
+}
+
+// XSKMap creates an XSKMAP with n slots (one per queue).
+func XSKMap(n int) (*ebpf.Map, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "bench_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: uint32(n)})
+	if err != nil {
+		return nil, fmt.Errorf("create xskmap: %w", err)
+	}
+	return m, nil
+}
+
+// XSKRedirect loads the program libxdp installs by default: redirect to the
+// XSKMAP slot of the frame's rx queue, XDP_PASS when the slot is empty.
+func XSKRedirect(xsks *ebpf.Map) (*ebpf.Program, error) {
+	return load("bench_xsk", asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R1, mdRxQueueIndex, asm.Word),
+		asm.LoadMapPtr(asm.R1, xsks.FD()),
+		asm.Mov.Imm(asm.R3, Pass),
+		asm.FnRedirectMap.Call(),
+		asm.Return(),
+	})
+}
+
+// Attach attaches prog to ifindex through a bpf_link (removed when the
+// process dies). mode is "native", "generic" or "auto" (native, falling back
+// to generic); the mode obtained is returned.
+func Attach(prog *ebpf.Program, ifindex int, mode string) (link.Link, string, error) {
+	try := func(f link.XDPAttachFlags) (link.Link, error) {
+		return link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: f})
+	}
+	switch mode {
+	case "native", "drv", "driver":
+		l, err := try(link.XDPDriverMode)
+		return l, "native", wrapAttach(err, ifindex, "native")
+	case "generic", "skb":
+		l, err := try(link.XDPGenericMode)
+		return l, "generic", wrapAttach(err, ifindex, "generic")
+	case "auto", "":
+		l, err := try(link.XDPDriverMode)
+		if err == nil {
+			return l, "native", nil
+		}
+		l, err2 := try(link.XDPGenericMode)
+		if err2 == nil {
+			return l, "generic", nil
+		}
+		return nil, "", wrapAttach(errors.Join(err, err2), ifindex, "auto")
+	}
+	return nil, "", fmt.Errorf("xdp mode %q (want auto, native or generic)", mode)
+}
+
+func wrapAttach(err error, ifindex int, mode string) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("attach xdp to ifindex %d (%s): %w", ifindex, mode, err)
+}
+
+// XDPMd mirrors struct xdp_md, the context BPF_PROG_TEST_RUN takes.
+type XDPMd struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+// XSKSteering is an XSKMAP with the redirect program attached to one
+// interface: what a Go AF_XDP peer without its own program needs.
+type XSKSteering struct {
+	Map  *ebpf.Map
+	prog *ebpf.Program
+	link link.Link
+	Mode string // XDP mode obtained
+}
+
+// NewXSKSteering creates an XSKMAP of queues slots and attaches the
+// redirect program to ifindex in the given mode.
+func NewXSKSteering(ifindex, queues int, mode string) (*XSKSteering, error) {
+	m, err := XSKMap(queues)
+	if err != nil {
+		return nil, err
+	}
+	p, err := XSKRedirect(m)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	l, got, err := Attach(p, ifindex, mode)
+	if err != nil {
+		p.Close()
+		m.Close()
+		return nil, err
+	}
+	return &XSKSteering{Map: m, prog: p, link: l, Mode: got}, nil
+}
+
+// Register steers queue's frames to the socket fd.
+func (s *XSKSteering) Register(queue, fd int) error {
+	if err := s.Map.Put(uint32(queue), uint32(fd)); err != nil {
+		return fmt.Errorf("xskmap[%d] = fd %d: %w", queue, fd, err)
+	}
+	return nil
+}
+
+// Close detaches the program and frees the map.
+func (s *XSKSteering) Close() error {
+	return errors.Join(s.link.Close(), s.prog.Close(), s.Map.Close())
+}
