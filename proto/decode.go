@@ -51,7 +51,6 @@ type Decoded struct {
 	LaterFrag   bool                // a fragment other than the first: there is no L4 header, L4Off is 0
 	HasQUIC     bool                // the UDP payload was decoded as QUIC
 	QUICType    QUICPacketType      // QUIC packet type, if HasQUIC
-	_           [2]byte             // padding, kept explicit
 	L3Off       int                 // start of the ARP/IPv4/IPv6 header (the L2 header length)
 	L3End       int                 // end of the IP packet (IPv4 total length, IPv6 40+payload length) or ARP message; frame bytes after it are link padding
 	L4Off       int                 // start of the ICMP/TCP/UDP (or other upper-layer) header
@@ -73,253 +72,275 @@ type Decoded struct {
 // (ErrTooShort, ErrBadVersion, …) with the failing layer; a third VLAN tag
 // is ErrTooManyHeaders. Decode does not allocate.
 func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
+	// One function, no calls on the common paths: the Go inliner would not
+	// inline per-layer helpers of this size, and each call costs more than
+	// a header's worth of checks.
 	*d = Decoded{}
 	b := frame
 	if len(b) < EthernetLen {
-		return perr(LayerEthernet, ErrTooShort)
+		return decodeErrs[LayerEthernet][eTooShort]
 	}
 	et := binary.BigEndian.Uint16(b[12:14])
 	d.EtherType = et
 	off := EthernetLen
-	for et == EtherTypeVLAN || et == EtherTypeQinQ {
-		if d.NumVLANs >= maxVLANTags {
-			return perr(LayerVLAN, ErrTooManyHeaders)
+	if et == EtherTypeVLAN || et == EtherTypeQinQ {
+		// Locals, not d's fields: the compiler must assume that stores
+		// through d may alias the frame.
+		var tags [maxVLANTags]uint16
+		n := 0
+		for et == EtherTypeVLAN || et == EtherTypeQinQ {
+			if n == maxVLANTags {
+				d.VLANs, d.NumVLANs = tags, maxVLANTags
+				return decodeErrs[LayerVLAN][eTooManyHeaders]
+			}
+			if len(b) < off+VLANLen {
+				d.VLANs, d.NumVLANs = tags, uint8(n)
+				return decodeErrs[LayerVLAN][eTooShort]
+			}
+			t := (*[VLANLen]byte)(b[off:])
+			tags[n&1] = binary.BigEndian.Uint16(t[0:2])
+			et = binary.BigEndian.Uint16(t[2:4])
+			n++
+			off += VLANLen
 		}
-		if len(b) < off+VLANLen {
-			return perr(LayerVLAN, ErrTooShort)
-		}
-		t := b[off : off+VLANLen]
-		d.VLANs[d.NumVLANs&1] = binary.BigEndian.Uint16(t[0:2])
-		et = binary.BigEndian.Uint16(t[2:4])
-		d.NumVLANs++
-		off += VLANLen
+		d.VLANs, d.NumVLANs = tags, uint8(n)
 	}
 	d.L3Off = off
 	d.L3Proto = et
+	k := &d.Flow
+
+	// L3: set end (of the IP packet), l4 (its upper-layer header) and
+	// proto, or return.
+	var end, l4 int
+	var proto uint8
+	var frag bool
 	switch et {
 	case EtherTypeIPv4:
-		return decodeIPv4(b, off, d, opts)
+		h := b[off:]
+		if len(h) < IPv4MinHeaderLen {
+			return decodeErrs[LayerIPv4][eTooShort]
+		}
+		f := (*[IPv4MinHeaderLen]byte)(h)
+		if f[ipv4VersIHL]>>4 != 4 {
+			return decodeErrs[LayerIPv4][eBadVersion]
+		}
+		ihl := int(f[ipv4VersIHL]&0x0f) * 4
+		if ihl < IPv4MinHeaderLen {
+			return decodeErrs[LayerIPv4][eBadHeaderLength]
+		}
+		if ihl > len(h) {
+			return decodeErrs[LayerIPv4][eTooShort]
+		}
+		tl := int(binary.BigEndian.Uint16(f[ipv4TotalLen:]))
+		if tl < ihl {
+			return decodeErrs[LayerIPv4][eLengthMismatch]
+		}
+		if tl > len(h) {
+			return decodeErrs[LayerIPv4][eTooShort]
+		}
+		if opts != nil && opts.VerifyIPv4Checksum && Checksum(h[:ihl], 0) != 0xffff {
+			return decodeErrs[LayerIPv4][eBadChecksum]
+		}
+		k.Family = FamilyIPv4
+		binary.LittleEndian.PutUint64(k.Src[8:16], v4MappedHi|uint64(binary.LittleEndian.Uint32(f[ipv4Src:]))<<32)
+		binary.LittleEndian.PutUint64(k.Dst[8:16], v4MappedHi|uint64(binary.LittleEndian.Uint32(f[ipv4Dst:]))<<32)
+		proto = f[ipv4Protocol]
+		k.Proto = proto
+		d.L4Proto = proto
+		end = off + tl
+		d.L3End = end
+		l4 = off + ihl
+		if fo := binary.BigEndian.Uint16(f[ipv4FlagsFrag:]); fo&(uint16(IPv4FlagMoreFragments)<<ipv4FlagsShift|ipv4FragMask) != 0 {
+			d.Frag, frag = true, true
+			if fo&ipv4FragMask != 0 {
+				d.LaterFrag = true
+				d.PayloadOff = l4
+				return nil
+			}
+		}
 	case EtherTypeIPv6:
-		return decodeIPv6(b, off, d, opts)
+		h := b[off:]
+		if len(h) < IPv6HeaderLen {
+			return decodeErrs[LayerIPv6][eTooShort]
+		}
+		f := (*[IPv6HeaderLen]byte)(h)
+		if f[0]>>4 != 6 {
+			return decodeErrs[LayerIPv6][eBadVersion]
+		}
+		pl := int(binary.BigEndian.Uint16(f[ipv6PayloadLen:]))
+		proto = f[ipv6NextHeader]
+		if pl == 0 && proto == IPProtoHopByHop {
+			return decodeErrs[LayerIPv6][eUnsupported] // RFC 2675 jumbogram
+		}
+		if pl > len(h)-IPv6HeaderLen {
+			return decodeErrs[LayerIPv6][eTooShort]
+		}
+		k.Family = FamilyIPv6
+		k.Src = [16]byte(f[ipv6Src : ipv6Src+16])
+		k.Dst = [16]byte(f[ipv6Dst : ipv6Dst+16])
+		end = off + IPv6HeaderLen + pl
+		d.L3End = end
+		l4 = off + IPv6HeaderLen
+		switch proto {
+		case IPProtoTCP, IPProtoUDP, IPProtoICMPv6, IPProtoNoNext, IPProtoESP, IPProtoGRE, IPProtoIPIP, IPProtoIPv6:
+			// Not an extension header that WalkIPv6 would step over.
+		default:
+			var err error
+			if proto, l4, err = decodeIPv6Ext(h[:IPv6HeaderLen+pl:IPv6HeaderLen+pl], off, d); err != nil || d.LaterFrag {
+				return err
+			}
+			frag = d.Frag
+		}
+		k.Proto = proto
+		d.L4Proto = proto
 	case EtherTypeARP:
 		if _, err := ParseARP(b[off:]); err != nil {
 			return err
 		}
 		d.L3End = off + ARPLen
-	}
-	return nil
-}
-
-func decodeIPv4(b []byte, off int, d *Decoded, opts *DecodeOptions) error {
-	if off > len(b) {
-		return perr(LayerIPv4, ErrTooShort)
-	}
-	h := b[off:]
-	if len(h) < IPv4MinHeaderLen {
-		return perr(LayerIPv4, ErrTooShort)
-	}
-	f := (*[IPv4MinHeaderLen]byte)(h)
-	if f[ipv4VersIHL]>>4 != 4 {
-		return perr(LayerIPv4, ErrBadVersion)
-	}
-	ihl := int(f[ipv4VersIHL]&0x0f) * 4
-	if ihl < IPv4MinHeaderLen {
-		return perr(LayerIPv4, ErrBadHeaderLength)
-	}
-	if ihl > len(h) {
-		return perr(LayerIPv4, ErrTooShort)
-	}
-	tl := int(binary.BigEndian.Uint16(f[ipv4TotalLen:]))
-	if tl < ihl {
-		return perr(LayerIPv4, ErrLengthMismatch)
-	}
-	if tl > len(h) {
-		return perr(LayerIPv4, ErrTooShort)
-	}
-	if opts != nil && opts.VerifyIPv4Checksum && Checksum(h[:ihl], 0) != 0xffff {
-		return perr(LayerIPv4, ErrBadChecksum)
-	}
-	k := &d.Flow
-	k.Family = FamilyIPv4
-	binary.LittleEndian.PutUint64(k.Src[0:8], 0)
-	binary.LittleEndian.PutUint64(k.Src[8:16], v4MappedHi|uint64(binary.LittleEndian.Uint32(f[ipv4Src:]))<<32)
-	binary.LittleEndian.PutUint64(k.Dst[0:8], 0)
-	binary.LittleEndian.PutUint64(k.Dst[8:16], v4MappedHi|uint64(binary.LittleEndian.Uint32(f[ipv4Dst:]))<<32)
-	proto := f[ipv4Protocol]
-	k.Proto = proto
-	d.L4Proto = proto
-	end := off + tl
-	d.L3End = end
-	l4 := off + ihl
-	if fo := binary.BigEndian.Uint16(f[ipv4FlagsFrag:]); fo&(uint16(IPv4FlagMoreFragments)<<ipv4FlagsShift|ipv4FragMask) != 0 {
-		d.Frag = true
-		if fo&ipv4FragMask != 0 {
-			d.LaterFrag = true
-			d.PayloadOff = l4
-			return nil
-		}
-	}
-	return decodeL4(b[:end], l4, proto, d, opts)
-}
-
-func decodeIPv6(b []byte, off int, d *Decoded, opts *DecodeOptions) error {
-	if off > len(b) {
-		return perr(LayerIPv6, ErrTooShort)
-	}
-	h := b[off:]
-	if len(h) < IPv6HeaderLen {
-		return perr(LayerIPv6, ErrTooShort)
-	}
-	f := (*[IPv6HeaderLen]byte)(h)
-	if f[0]>>4 != 6 {
-		return perr(LayerIPv6, ErrBadVersion)
-	}
-	pl := int(binary.BigEndian.Uint16(f[ipv6PayloadLen:]))
-	if pl == 0 && f[ipv6NextHeader] == IPProtoHopByHop {
-		return perr(LayerIPv6, ErrUnsupported) // RFC 2675 jumbogram
-	}
-	if pl > len(h)-IPv6HeaderLen {
-		return perr(LayerIPv6, ErrTooShort)
-	}
-	k := &d.Flow
-	k.Family = FamilyIPv6
-	k.Src = [16]byte(f[ipv6Src : ipv6Src+16])
-	k.Dst = [16]byte(f[ipv6Dst : ipv6Dst+16])
-	end := off + IPv6HeaderLen + pl
-	d.L3End = end
-	proto := f[ipv6NextHeader]
-	l4 := off + IPv6HeaderLen
-	switch proto {
-	case IPProtoTCP, IPProtoUDP, IPProtoICMPv6, IPProtoNoNext, IPProtoESP, IPProtoGRE, IPProtoIPIP, IPProtoIPv6:
-		// Not an extension header that WalkIPv6 would step over.
+		return nil
 	default:
-		ext, err := WalkIPv6(IPv6(h[: IPv6HeaderLen+pl : IPv6HeaderLen+pl]))
-		if err != nil {
-			return err
-		}
-		if ext.Offset < IPv6HeaderLen || ext.Offset > IPv6HeaderLen+pl {
-			return perr(LayerIPv6Ext, ErrBadHeaderLength)
-		}
-		proto = ext.Proto
-		l4 = off + ext.Offset
-		if ext.FragOffset >= 0 {
-			d.Frag = true
-			fo := off + ext.FragOffset + ipv6FragOffM
-			if fo < 0 || fo+2 > end {
-				return perr(LayerIPv6Ext, ErrTooShort)
-			}
-			if binary.BigEndian.Uint16(b[fo:])&^7 != 0 {
-				d.LaterFrag = true
-				k.Proto = proto
-				d.L4Proto = proto
-				d.PayloadOff = l4
-				return nil
-			}
-		}
+		return nil
 	}
-	k.Proto = proto
-	d.L4Proto = proto
-	return decodeL4(b[:end], l4, proto, d, opts)
-}
 
-// decodeL4 decodes the upper-layer header at b[off:]; b ends at the end of
-// the IP packet.
-func decodeL4(b []byte, off int, proto uint8, d *Decoded, opts *DecodeOptions) error {
-	d.L4Off = off
-	if off > len(b) {
-		return perr(LayerNone, ErrTooShort)
+	// L4, within the IP packet.
+	d.L4Off = l4
+	if l4 > end || end > len(b) {
+		return decodeErrs[LayerNone][eTooShort] // not reached: checked above
 	}
-	h := b[off:]
+	h := b[l4:end]
 	switch proto {
 	case IPProtoTCP:
 		if len(h) < TCPMinHeaderLen {
-			return perr(LayerTCP, ErrTooShort)
+			return decodeErrs[LayerTCP][eTooShort]
 		}
 		t := (*[TCPMinHeaderLen]byte)(h)
 		hl := int(t[tcpDataOffset]>>4) * 4
 		if hl < TCPMinHeaderLen {
-			return perr(LayerTCP, ErrBadHeaderLength)
+			return decodeErrs[LayerTCP][eBadHeaderLength]
 		}
 		if hl > len(h) {
-			return perr(LayerTCP, ErrTooShort)
+			return decodeErrs[LayerTCP][eTooShort]
 		}
-		d.PayloadOff = off + hl
-		if !d.Frag {
-			d.Flow.SrcPort = binary.BigEndian.Uint16(t[tcpSrcPort:])
-			d.Flow.DstPort = binary.BigEndian.Uint16(t[tcpDstPort:])
+		d.PayloadOff = l4 + hl
+		if !frag {
+			k.SrcPort = binary.BigEndian.Uint16(t[tcpSrcPort:])
+			k.DstPort = binary.BigEndian.Uint16(t[tcpDstPort:])
 		}
 	case IPProtoUDP:
 		if len(h) < UDPHeaderLen {
-			return perr(LayerUDP, ErrTooShort)
+			return decodeErrs[LayerUDP][eTooShort]
 		}
 		u := (*[UDPHeaderLen]byte)(h)
-		d.PayloadOff = off + UDPHeaderLen
-		if d.Frag {
+		d.PayloadOff = l4 + UDPHeaderLen
+		if frag {
 			// The Length field covers the whole datagram, not this
 			// fragment; ports are left out of the flow key.
 			return nil
 		}
 		ul := int(binary.BigEndian.Uint16(u[udpLength:]))
 		if ul < UDPHeaderLen {
-			return perr(LayerUDP, ErrBadHeaderLength)
+			return decodeErrs[LayerUDP][eBadHeaderLength]
 		}
 		if ul > len(h) {
-			return perr(LayerUDP, ErrTooShort)
+			return decodeErrs[LayerUDP][eTooShort]
 		}
 		sp := binary.BigEndian.Uint16(u[udpSrcPort:])
 		dp := binary.BigEndian.Uint16(u[udpDstPort:])
-		d.Flow.SrcPort, d.Flow.DstPort = sp, dp
+		k.SrcPort, k.DstPort = sp, dp
 		if opts != nil && ul > UDPHeaderLen {
 			for _, p := range opts.QUICPorts {
-				if p == sp || p == dp {
-					return decodeQUIC(h[UDPHeaderLen:ul], d.PayloadOff, d, opts)
+				if p != sp && p != dp {
+					continue
 				}
+				q := h[UDPHeaderLen:ul]
+				if q[0]&quicFormBit != 0 {
+					return decodeQUICLong(q, d.PayloadOff, d)
+				}
+				// Short header: the DCID of the configured length.
+				dl := opts.QUICShortDCIDLen
+				if uint(dl) > MaxConnIDLen {
+					return decodeErrs[LayerQUIC][eBadValue]
+				}
+				if len(q) < 1+dl {
+					return decodeErrs[LayerQUIC][eTooShort]
+				}
+				d.HasQUIC = true
+				d.QUICType = QUICPacketShort
+				d.QUICPNOff = l4 + UDPHeaderLen + 1 + dl
+				c := &d.QUICDCID
+				c.l = uint8(dl)
+				if len(q) < 1+MaxConnIDLen {
+					copy(c.b[:], q[1:1+dl])
+					return nil
+				}
+				// Load 20 bytes as three words and mask them rather than
+				// call memmove for a variable-length copy; bytes past dl
+				// stay zero, as ConnID's comparability needs.
+				w := (*[1 + MaxConnIDLen]byte)(q)
+				sh := uint(8 * dl) // bits to keep
+				binary.LittleEndian.PutUint64(c.b[0:8], binary.LittleEndian.Uint64(w[1:9])&(^uint64(0)>>(64-min(sh, 64))))
+				binary.LittleEndian.PutUint64(c.b[8:16], binary.LittleEndian.Uint64(w[9:17])&(^uint64(0)>>(64-(min(sh, 128)-min(sh, 64)))))
+				binary.LittleEndian.PutUint32(c.b[16:20], binary.LittleEndian.Uint32(w[17:21])&(^uint32(0)>>(32-(sh-min(sh, 128)))))
+				return nil
 			}
 		}
 	case IPProtoICMP:
-		if d.Flow.Family != FamilyIPv4 {
-			d.PayloadOff = off
+		if et != EtherTypeIPv4 {
+			d.PayloadOff = l4
 			return nil
 		}
 		if len(h) < ICMPv4HeaderLen {
-			return perr(LayerICMPv4, ErrTooShort)
+			return decodeErrs[LayerICMPv4][eTooShort]
 		}
-		d.PayloadOff = off + ICMPv4HeaderLen
+		d.PayloadOff = l4 + ICMPv4HeaderLen
 	case IPProtoICMPv6:
-		if d.Flow.Family != FamilyIPv6 {
-			d.PayloadOff = off
+		if et != EtherTypeIPv6 {
+			d.PayloadOff = l4
 			return nil
 		}
 		if len(h) < ICMPv6HeaderLen {
-			return perr(LayerICMPv6, ErrTooShort)
+			return decodeErrs[LayerICMPv6][eTooShort]
 		}
-		d.PayloadOff = off + ICMPv6HeaderLen
+		d.PayloadOff = l4 + ICMPv6HeaderLen
 	default:
-		d.PayloadOff = off
+		d.PayloadOff = l4
 	}
 	return nil
 }
 
-// decodeQUIC decodes the QUIC header at the start of p, the non-empty UDP
+// decodeIPv6Ext walks the extension headers of the IPv6 packet p (a
+// parsed view: 40 bytes plus the payload length) at frame offset off and
+// returns the upper-layer protocol and its frame offset. For a later
+// fragment it sets d.LaterFrag and d.PayloadOff.
+func decodeIPv6Ext(p []byte, off int, d *Decoded) (uint8, int, error) {
+	ext, err := WalkIPv6(IPv6(p))
+	if err != nil {
+		return 0, 0, err
+	}
+	if ext.Offset < IPv6HeaderLen || ext.Offset > len(p) {
+		return 0, 0, decodeErrs[LayerIPv6Ext][eBadHeaderLength]
+	}
+	l4 := off + ext.Offset
+	if ext.FragOffset >= 0 {
+		d.Frag = true
+		fo := ext.FragOffset + ipv6FragOffM
+		if fo < 0 || fo+2 > len(p) {
+			return 0, 0, decodeErrs[LayerIPv6Ext][eTooShort]
+		}
+		if binary.BigEndian.Uint16(p[fo:])&^7 != 0 {
+			d.LaterFrag = true
+			d.Flow.Proto = ext.Proto
+			d.L4Proto = ext.Proto
+			d.PayloadOff = l4
+		}
+	}
+	return ext.Proto, l4, nil
+}
+
+// decodeQUICLong decodes the QUIC long header at the start of p, the UDP
 // payload, which starts at frame offset base.
-func decodeQUIC(p []byte, base int, d *Decoded, opts *DecodeOptions) error {
-	if len(p) == 0 {
-		return nil
-	}
-	if p[0]&quicFormBit == 0 {
-		n := 1 + opts.QUICShortDCIDLen
-		if opts.QUICShortDCIDLen < 0 || opts.QUICShortDCIDLen > MaxConnIDLen {
-			return perr(LayerQUIC, ErrBadValue)
-		}
-		if len(p) < n {
-			return perr(LayerQUIC, ErrTooShort)
-		}
-		d.HasQUIC = true
-		d.QUICType = QUICPacketShort
-		d.QUICDCID.l = uint8(copy(d.QUICDCID.b[:], p[1:n]))
-		d.QUICPNOff = base + n
-		return nil
-	}
+func decodeQUICLong(p []byte, base int, d *Decoded) error {
 	lh, _, err := ParseQUICLongHeader(p)
 	if err != nil {
 		return err
@@ -335,3 +356,34 @@ func decodeQUIC(p []byte, base int, d *Decoded, opts *DecodeOptions) error {
 	}
 	return nil
 }
+
+// decodeErrs holds the errors Decode returns, by layer and kind: the same
+// preallocated *ParseError values perr returns. Returning one is a load,
+// not a call, which keeps the error paths from costing the fast path
+// register spills.
+var decodeErrs = func() (t [numLayers][numDecodeErrs]error) {
+	kinds := [numDecodeErrs]error{
+		eTooShort: ErrTooShort, eBadVersion: ErrBadVersion, eBadHeaderLength: ErrBadHeaderLength,
+		eLengthMismatch: ErrLengthMismatch, eBadChecksum: ErrBadChecksum, eUnsupported: ErrUnsupported,
+		eBadValue: ErrBadValue, eTooManyHeaders: ErrTooManyHeaders,
+	}
+	for l := range t {
+		for i, e := range kinds {
+			t[l][i] = perr(Layer(l), e)
+		}
+	}
+	return t
+}()
+
+// Indexes of decodeErrs's second dimension.
+const (
+	eTooShort = iota
+	eBadVersion
+	eBadHeaderLength
+	eLengthMismatch
+	eBadChecksum
+	eUnsupported
+	eBadValue
+	eTooManyHeaders
+	numDecodeErrs
+)

@@ -217,12 +217,12 @@ func (g GRE) VerifyChecksum() bool {
 // GREFields holds the values of a GRE header to encode.
 type GREFields struct {
 	Protocol    uint16 // EtherType of the payload
-	HasChecksum bool   // the checksum is written as 0 with Checksum's value; compute it once the payload is in place
-	Checksum    uint16
-	HasKey      bool
-	Key         uint32
-	HasSeq      bool
-	Seq         uint32
+	HasChecksum bool   // C bit: checksum field present
+	Checksum    uint16 // usually 0 here, then GRE.ComputeChecksum once the payload is in place
+	HasKey      bool   // K bit: key field present
+	Key         uint32 // RFC 2890 key
+	HasSeq      bool   // S bit: sequence number present
+	Seq         uint32 // RFC 2890 sequence number
 }
 
 // Fields returns the header's field values.
@@ -235,7 +235,7 @@ func (g GRE) Fields() GREFields {
 }
 
 // Len returns the encoded header length.
-func (f *GREFields) Len() int {
+func (f GREFields) Len() int {
 	n := GREMinHeaderLen
 	for _, p := range [...]bool{f.HasChecksum, f.HasKey, f.HasSeq} {
 		if p {
@@ -435,9 +435,9 @@ func (g GUE) SetControl(c bool) {
 
 // GUEFields holds the values of a variant 0 GUE header to encode.
 type GUEFields struct {
-	Control    bool
-	Proto      uint8 // IP protocol of the payload, or control type
-	Flags      uint16
+	Control    bool   // C bit: a control message
+	Proto      uint8  // IP protocol of the payload, or control type
+	Flags      uint16 // flags field
 	Extensions []byte // padded with zeros to a multiple of 4; at most 124 bytes
 }
 
@@ -448,7 +448,7 @@ func (g GUE) Fields() GUEFields {
 }
 
 // Len returns the encoded header length.
-func (f *GUEFields) Len() int { return GUEMinHeaderLen + (len(f.Extensions)+3)&^3 }
+func (f GUEFields) Len() int { return GUEMinHeaderLen + (len(f.Extensions)+3)&^3 }
 
 // AppendGUE appends the variant 0 GUE header f to b. It returns b unchanged
 // and ErrBadHeaderLength if the extensions are longer than 124 bytes.

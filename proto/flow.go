@@ -27,10 +27,10 @@ const (
 // fragments, whose later pieces carry no transport header: every fragment
 // of a datagram gets the same key.
 type FlowKey struct {
-	Src, Dst         [16]byte
-	SrcPort, DstPort uint16
-	Proto            uint8 // IP protocol number
-	Family           uint8 // FamilyIPv4, FamilyIPv6, or FamilyNone for non-IP
+	Src, Dst         [16]byte // addresses; IPv4 ones IPv4-mapped
+	SrcPort, DstPort uint16   // TCP/UDP ports, or 0
+	Proto            uint8    // IP protocol number
+	Family           uint8    // FamilyIPv4, FamilyIPv6, or FamilyNone for non-IP
 }
 
 // v4MappedHi is the little-endian load of bytes 8..15 of ::ffff:0.0.0.0.
@@ -52,14 +52,15 @@ func (k *FlowKey) SetIPv6(src, dst [16]byte) {
 	k.Src, k.Dst = src, dst
 }
 
-// SrcAddr returns the source address (an IPv4 address for Family 4).
-func (k *FlowKey) SrcAddr() netip.Addr { return k.addr(&k.Src) }
+// SrcAddr returns the source address (an IPv4 address for Family 4), or
+// the zero netip.Addr for FamilyNone.
+func (k FlowKey) SrcAddr() netip.Addr { return flowAddr(k.Family, &k.Src) }
 
 // DstAddr returns the destination address.
-func (k *FlowKey) DstAddr() netip.Addr { return k.addr(&k.Dst) }
+func (k FlowKey) DstAddr() netip.Addr { return flowAddr(k.Family, &k.Dst) }
 
-func (k *FlowKey) addr(a *[16]byte) netip.Addr {
-	switch k.Family {
+func flowAddr(family uint8, a *[16]byte) netip.Addr {
+	switch family {
 	case FamilyIPv4:
 		return netip.AddrFrom4([4]byte(a[12:16]))
 	case FamilyIPv6:
@@ -107,6 +108,11 @@ func hashEndpoint(a *[16]byte, port uint16, seed uint64) uint64 {
 // which endpoint is the source. It mixes with 64x64->128-bit multiplies
 // (wyhash's mum), does not allocate, and with a random seed resists
 // crafted collisions about as well as a fast non-cryptographic hash can.
+//
+// The receiver is a pointer so that hashing d.Flow right after Decode reads
+// the key in place, in the 8-byte words Decode stored: a by-value call
+// copies the key with 16-byte loads that cannot be forwarded from those
+// stores and stalls for tens of cycles.
 func (k *FlowKey) Hash(seed uint64) uint32 {
 	a := hashEndpoint(&k.Src, k.SrcPort, seed)
 	b := hashEndpoint(&k.Dst, k.DstPort, seed)
@@ -118,7 +124,8 @@ func (k *FlowKey) Hash(seed uint64) uint32 {
 // Hash returns a seeded hash of the connection ID, for steering QUIC
 // packets by destination connection ID, which stays the same across client
 // address changes (RFC 9000 section 9) where the 5-tuple does not. It is not
-// symmetric: each endpoint chooses the IDs that the other puts in DCID.
+// symmetric: each endpoint chooses the IDs that the other puts in DCID. Like
+// FlowKey.Hash it reads the ID in place.
 func (c *ConnID) Hash(seed uint64) uint32 {
 	w0 := binary.LittleEndian.Uint64(c.b[0:8])
 	w1 := binary.LittleEndian.Uint64(c.b[8:16])

@@ -124,8 +124,11 @@ func (c ConnID) Len() int { return int(c.l) }
 // Bytes returns a copy of the ID's bytes. It allocates; AppendTo does not.
 func (c ConnID) Bytes() []byte { return c.AppendTo(nil) }
 
-// AppendTo appends the ID's bytes to b.
-func (c ConnID) AppendTo(b []byte) []byte { return append(b, c.b[:min(c.l, MaxConnIDLen)]...) }
+// AppendTo appends the ID's bytes to b. It has a pointer receiver so that
+// reading an ID in place (d.QUICDCID.AppendTo(buf) right after Decode)
+// does not copy the whole 21-byte value first, which costs a store-to-load
+// forwarding stall while Decode's stores are still in flight.
+func (c *ConnID) AppendTo(b []byte) []byte { return append(b, c.b[:min(c.l, MaxConnIDLen)]...) }
 
 // String returns the ID in hex, or "(empty)" for a zero-length ID.
 func (c ConnID) String() string {
@@ -378,9 +381,9 @@ func ParseQUICLongHeader(b []byte) (QUICLongHeader, int, error) {
 // readable; the reserved bits, key phase and packet number length are
 // header-protected.
 type QUICShortHeader struct {
-	First    byte
-	DCID     []byte
-	PNOffset int // 1 + len(DCID)
+	First    byte   // first byte as received (see above for what is readable)
+	DCID     []byte // slice of the parsed buffer
+	PNOffset int    // 1 + len(DCID)
 }
 
 // SpinBit returns the latency spin bit (RFC 9000 section 17.4), which is
@@ -529,8 +532,8 @@ func appendPN(b []byte, pn uint32, n int) []byte {
 // for long headers, the header is written in clear.
 type QUICShortHeaderFields struct {
 	DCID         []byte // at most 20 bytes
-	SpinBit      bool
-	KeyPhase     bool
+	SpinBit      bool   // latency spin bit
+	KeyPhase     bool   // key phase bit
 	PacketNumber uint32 // truncated packet number
 	PNLen        int    // 1 to 4
 }

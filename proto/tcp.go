@@ -233,13 +233,13 @@ func (t TCP) Fields() TCPFields {
 
 // Len returns the encoded header length in bytes: 20 plus the options
 // padded to a multiple of 4.
-func (f *TCPFields) Len() int { return TCPMinHeaderLen + (len(f.Options)+3)&^3 }
+func (f TCPFields) Len() int { return TCPMinHeaderLen + (len(f.Options)+3)&^3 }
 
 // Encode writes the header, options and padding into the first f.Len()
 // bytes of b. It returns ErrBadOption if the options are longer than 40
 // bytes and ErrTooShort if b is shorter than f.Len(); it writes nothing
 // then.
-func (f *TCPFields) Encode(b []byte) error {
+func (f TCPFields) Encode(b []byte) error {
 	if len(f.Options) > TCPMaxOptionLen {
 		return perr(LayerTCP, ErrBadOption)
 	}
@@ -423,14 +423,14 @@ func (it *TCPOptions) fail() (TCPOption, bool) {
 // TCPOptionSet is the set of options AppendTCPOptions encodes. Zero fields
 // are left out.
 type TCPOptionSet struct {
-	MSS            uint16 // 0: no MSS option
-	HasWindowScale bool
-	WindowScale    uint8
-	SACKPermitted  bool
-	HasTimestamps  bool
-	TSVal, TSEcr   uint32
-	NumSACK        uint8 // SACK blocks to send from SACK
-	SACK           [TCPMaxSACKBlocks]SACKBlock
+	MSS            uint16                      // 0: no MSS option
+	HasWindowScale bool                        // send WindowScale (0 is a valid shift)
+	WindowScale    uint8                       // shift count
+	SACKPermitted  bool                        // send SACK-permitted
+	HasTimestamps  bool                        // send TSVal and TSEcr
+	TSVal, TSEcr   uint32                      // timestamp value and echo reply
+	NumSACK        uint8                       // SACK blocks to send from SACK
+	SACK           [TCPMaxSACKBlocks]SACKBlock // blocks to acknowledge
 }
 
 // AppendTCPOptions appends the options in o to b, in the order and with the

@@ -133,8 +133,8 @@ func transportChecksum(b []byte, off int, initial uint32, zeroAsFFFF bool) uint1
 
 // UDPFields holds the values of a UDP header to encode.
 type UDPFields struct {
-	SrcPort  uint16
-	DstPort  uint16
+	SrcPort  uint16 // source port
+	DstPort  uint16 // destination port
 	Length   uint16 // header plus payload; set it before computing a checksum
 	Checksum uint16 // usually 0 here, then ComputeChecksumV4/V6 on the datagram
 }
