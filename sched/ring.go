@@ -8,11 +8,11 @@ import (
 )
 
 // cacheLine is the distance kept between fields that different cores write.
-// It is 128, not 64: Intel's L2 "spatial prefetcher" fetches 64-byte lines in
-// aligned pairs, and arm64 (Apple, Neoverse) and POWER have 128-byte lines,
-// so 64 bytes of padding still lets two cores fight over one 128-byte unit.
-// crossbeam's CachePadded and the Linux kernel's ____cacheline_aligned_in_smp
-// on those machines use the same figure. A ring struct costs under 1 KiB.
+// It is 128, not 64: Intel's L2 spatial prefetcher pulls 64-byte lines in
+// aligned pairs, so with 64 bytes of padding two cores can still contend for
+// one 128-byte pair; Apple's arm64 cores and POWER have 128-byte lines.
+// crossbeam-utils' CachePadded uses 128 on x86-64, aarch64 and powerpc64
+// for these reasons. The cost is a ring struct of under 1 KiB.
 const cacheLine = 128
 
 // pad separates two fields by at least a full cacheLine. Placed between two
@@ -190,13 +190,23 @@ func (r *SPSC[T]) DequeueBatch(out []T) int {
 // consumer: producers claim positions by a compare-and-swap on tail, and
 // publish each slot by storing its per-slot sequence number (seq = pos+1)
 // after writing the value; the consumer takes slot pos only once it sees
-// seq == pos+1, so producers may finish in any order. Unlike the MPMC
-// original, the consumer does not rewrite seq to free a slot: it publishes
-// its head index once per batch, and a producer checks free space against
-// head before its compare-and-swap. That makes a batch cost one CAS for the
-// producer and one atomic store for the consumer. A slot's seq from the
+// seq == pos+1, so producers may finish in any order. A slot's seq from the
 // previous lap is pos+1-Cap, never pos+1, so stale slots are never mistaken
-// for fresh ones.
+// for fresh ones. Two changes make batches cheap:
+//
+//   - The consumer does not rewrite seq to free a slot: it publishes its
+//     head index once per batch, and a producer checks free space against
+//     head before its compare-and-swap.
+//   - A batch claimed at pos is published by one atomic store, to the seq
+//     of its first slot, after the values and seqs of the other slots have
+//     been written with plain stores. The consumer reads slots strictly in
+//     order, so it reads slot pos+i (i > 0) only after it has seen slot pos
+//     published, which happens after those plain writes. The consumer
+//     therefore never touches the cache lines of a batch while the
+//     producer is still filling it.
+//
+// So a batch costs the producer one CAS and one atomic store, and the
+// consumer one atomic store.
 //
 // Progress: producers are lock-free (a failed CAS means another producer
 // succeeded). The consumer never blocks, but a producer that is descheduled
@@ -220,7 +230,10 @@ type MPSC[T any] struct {
 }
 
 type mpscCell[T any] struct {
-	seq atomic.Uint64 // pos+1 once the value for position pos is written
+	// pos+1 once the value for position pos is written. The consumer and
+	// single-slot publication use atomic loads and stores; see
+	// EnqueueBatch for the plain stores.
+	seq uint64
 	val T
 }
 
@@ -243,7 +256,7 @@ func (q *MPSC[T]) reset(start uint64) {
 	q.tail.Store(start)
 	for i := range size {
 		pos := start + i
-		q.cells[pos&q.mask].seq.Store(pos + 1 - size)
+		atomic.StoreUint64(&q.cells[pos&q.mask].seq, pos+1-size)
 	}
 }
 
@@ -290,7 +303,7 @@ func (q *MPSC[T]) Enqueue(v T) bool {
 	}
 	c := &q.cells[pos&q.mask]
 	c.val = v
-	c.seq.Store(pos + 1) // release: publishes val
+	atomic.StoreUint64(&c.seq, pos+1) // release: publishes val
 	return true
 }
 
@@ -303,11 +316,21 @@ func (q *MPSC[T]) EnqueueBatch(items []T) int {
 		return 0
 	}
 	pos, n := q.claim(uint64(len(items)))
-	for i := range n {
-		c := &q.cells[(pos+i)&q.mask]
-		c.val = items[i]
-		c.seq.Store(pos + i + 1)
+	if n == 0 {
+		return 0
 	}
+	// Slots after the first: plain stores. The consumer cannot read them
+	// before it has seen the first slot published (it reads in order), so
+	// the atomic store below orders these writes before its reads.
+	cells, mask := q.cells, q.mask
+	for i := uint64(1); i < n; i++ {
+		c := &cells[(pos+i)&mask]
+		c.val = items[i]
+		c.seq = pos + i + 1
+	}
+	c := &q.cells[pos&q.mask]
+	c.val = items[0]
+	atomic.StoreUint64(&c.seq, pos+1) // release: publishes the whole batch
 	return int(n)
 }
 
@@ -316,7 +339,7 @@ func (q *MPSC[T]) EnqueueBatch(items []T) int {
 func (q *MPSC[T]) Dequeue() (v T, ok bool) {
 	pos := q.head.Load() // our own index
 	c := &q.cells[pos&q.mask]
-	if c.seq.Load() != pos+1 { // acquire: val is written once seq says so
+	if atomic.LoadUint64(&c.seq) != pos+1 { // acquire: val is written once seq says so
 		return v, false
 	}
 	v = c.val
@@ -331,12 +354,13 @@ func (q *MPSC[T]) Dequeue() (v T, ok bool) {
 // that is claimed but not yet published. Only the consumer may call it.
 func (q *MPSC[T]) DequeueBatch(out []T) int {
 	pos := q.head.Load()
+	cells, mask := q.cells, q.mask
 	var zero T
 	n := 0
 	for n < len(out) {
 		p := pos + uint64(n)
-		c := &q.cells[p&q.mask]
-		if c.seq.Load() != p+1 {
+		c := &cells[p&mask]
+		if atomic.LoadUint64(&c.seq) != p+1 {
 			break
 		}
 		out[n] = c.val

@@ -32,7 +32,10 @@ type CPU struct {
 
 // Caches holds cache sizes in bytes; -1 means undetected.
 type Caches struct {
-	L1I, L1D, L2, L3 int
+	L1I int // level-1 instruction cache, per core
+	L1D int // level-1 data cache, per core
+	L2  int // level-2 cache (per core or shared)
+	L3  int // level-3 cache (usually shared by a package or CCX)
 }
 
 // Topology describes the machine's CPUs. The placement fields (CPUs) come

@@ -96,6 +96,17 @@ func newPool(t *testing.T, frames int) *xsk.FramePool {
 	return p
 }
 
+// goSendUDP sends in the background; the returned channel closes when the
+// sender is done, so the test can wait before its namespaces go away.
+func (p *pair) goSendUDP(t *testing.T, n int, gap time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.sendUDP(t, n, gap)
+	}()
+	return done
+}
+
 // sendUDP sends n datagrams from the kernel in namespace A to 10.77.0.2,
 // each carrying its sequence number.
 func (p *pair) sendUDP(t *testing.T, n int, gap time.Duration) {
@@ -181,8 +192,9 @@ func TestReceiveFromKernelPeer(t *testing.T) {
 	s := p.socket(t, pool, 0, xsk.DefaultSocketOptions())
 	s.Refill()
 	const n = 1000
-	go p.sendUDP(t, n, 10*time.Microsecond)
+	sent := p.goSendUDP(t, n, 10*time.Microsecond)
 	seqs := drain(t, s, 300*time.Millisecond, false)
+	<-sent
 	if len(seqs) != n {
 		t.Fatalf("received %d datagrams, want %d", len(seqs), n)
 	}

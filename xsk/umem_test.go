@@ -85,8 +85,10 @@ func TestHugePages(t *testing.T) {
 	pool, _ := xsk.NewFramePool(u, 0, 1024)
 	s := p.socket(t, pool, 0, xsk.DefaultSocketOptions())
 	s.Refill()
-	go p.sendUDP(t, 100, 20*time.Microsecond)
-	if got := drain(t, s, 300*time.Millisecond, false); len(got) != 100 {
+	sent := p.goSendUDP(t, 100, 20*time.Microsecond)
+	got := drain(t, s, 300*time.Millisecond, false)
+	<-sent
+	if len(got) != 100 {
 		t.Fatalf("huge-page UMEM received %d of 100", len(got))
 	}
 }
