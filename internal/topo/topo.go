@@ -17,6 +17,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Namespace is a named network namespace (as `ip netns add` makes it, so
@@ -173,7 +174,7 @@ func (p *Port) configure(opts VethOptions) error {
 			return err
 		}
 		if strings.Contains(a, ":") {
-			addr.Flags = 0x80 // IFA_F_NODAD: usable at once
+			addr.Flags = unix.IFA_F_NODAD // usable at once, no DAD wait
 		}
 		if err := netlink.AddrAdd(l, addr); err != nil {
 			return fmt.Errorf("add %s to %s: %w", a, p.Name, err)
