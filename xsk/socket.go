@@ -62,10 +62,12 @@ type SocketOptions struct {
 	BusyPollBudget int
 }
 
-// DefaultSocketOptions returns 2048-entry rings, bind mode auto and
-// need_wakeup on.
+// DefaultSocketOptions returns 2048-entry rx, tx and completion rings and
+// a 4096-entry fill ring (twice the rx ring, as libxdp does, so the kernel
+// does not run out of buffers while the worker wakes up), bind mode auto
+// and need_wakeup on.
 func DefaultSocketOptions() SocketOptions {
-	return SocketOptions{RxSize: 2048, TxSize: 2048, FillSize: 2048, CompSize: 2048,
+	return SocketOptions{RxSize: 2048, TxSize: 2048, FillSize: 4096, CompSize: 2048,
 		BusyPollUsec: 20, BusyPollBudget: 64}
 }
 
