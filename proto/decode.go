@@ -74,7 +74,13 @@ type Decoded struct {
 func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 	// One function, no calls on the common paths: the Go inliner would not
 	// inline per-layer helpers of this size, and each call costs more than
-	// a header's worth of checks.
+	// a header's worth of checks. The calls that remain are in tail
+	// position or on the IPv6 extension header path: a call in the middle
+	// makes the compiler spill arguments and locals on every path that
+	// leads to it.
+	if opts != nil && opts.VerifyIPv4Checksum {
+		return decodeVerify(frame, d, opts)
+	}
 	*d = Decoded{}
 	b := frame
 	if len(b) < EthernetLen {
@@ -84,34 +90,42 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 	d.EtherType = et
 	off := EthernetLen
 	if et == EtherTypeVLAN || et == EtherTypeQinQ {
-		// Locals, not d's fields: the compiler must assume that stores
-		// through d may alias the frame.
-		var tags [maxVLANTags]uint16
-		n := 0
-		for et == EtherTypeVLAN || et == EtherTypeQinQ {
-			if n == maxVLANTags {
-				d.VLANs, d.NumVLANs = tags, maxVLANTags
-				return decodeErrs[LayerVLAN][eTooManyHeaders]
-			}
-			if len(b) < off+VLANLen {
-				d.VLANs, d.NumVLANs = tags, uint8(n)
+		// Unrolled for the two tags Decode accepts. Each tag goes straight
+		// to its own field: collecting them in a local array and copying
+		// it with one 4-byte load stalled on store forwarding, since the
+		// load spans two 2-byte stores.
+		if len(b) < EthernetLen+VLANLen {
+			return decodeErrs[LayerVLAN][eTooShort]
+		}
+		t := (*[EthernetLen + VLANLen]byte)(b)
+		d.VLANs[0] = binary.BigEndian.Uint16(t[EthernetLen:])
+		et = binary.BigEndian.Uint16(t[EthernetLen+2:])
+		d.NumVLANs = 1
+		off = EthernetLen + VLANLen
+		if et == EtherTypeVLAN || et == EtherTypeQinQ {
+			if len(b) < EthernetLen+2*VLANLen {
 				return decodeErrs[LayerVLAN][eTooShort]
 			}
-			t := (*[VLANLen]byte)(b[off:])
-			tags[n&1] = binary.BigEndian.Uint16(t[0:2])
-			et = binary.BigEndian.Uint16(t[2:4])
-			n++
-			off += VLANLen
+			t := (*[EthernetLen + 2*VLANLen]byte)(b)
+			d.VLANs[1] = binary.BigEndian.Uint16(t[EthernetLen+VLANLen:])
+			et = binary.BigEndian.Uint16(t[EthernetLen+VLANLen+2:])
+			d.NumVLANs = 2
+			off = EthernetLen + 2*VLANLen
+			if et == EtherTypeVLAN || et == EtherTypeQinQ {
+				return decodeErrs[LayerVLAN][eTooManyHeaders]
+			}
 		}
-		d.VLANs, d.NumVLANs = tags, uint8(n)
 	}
 	d.L3Off = off
 	d.L3Proto = et
 	k := &d.Flow
 
-	// L3: set end (of the IP packet), l4 (its upper-layer header) and
+	// L3: set l4 (the frame offset of the upper-layer header), seg (the
+	// IP packet from there on: slicing it from the already checked L3
+	// header spares the bounds checks of slicing the frame again) and
 	// proto, or return.
-	var end, l4 int
+	var l4 int
+	var seg []byte
 	var proto uint8
 	var frag bool
 	switch et {
@@ -138,18 +152,15 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 		if tl > len(h) {
 			return decodeErrs[LayerIPv4][eTooShort]
 		}
-		if opts != nil && opts.VerifyIPv4Checksum && Checksum(h[:ihl], 0) != 0xffff {
-			return decodeErrs[LayerIPv4][eBadChecksum]
-		}
 		k.Family = FamilyIPv4
 		binary.LittleEndian.PutUint64(k.Src[8:16], v4MappedHi|uint64(binary.LittleEndian.Uint32(f[ipv4Src:]))<<32)
 		binary.LittleEndian.PutUint64(k.Dst[8:16], v4MappedHi|uint64(binary.LittleEndian.Uint32(f[ipv4Dst:]))<<32)
 		proto = f[ipv4Protocol]
 		k.Proto = proto
 		d.L4Proto = proto
-		end = off + tl
-		d.L3End = end
+		d.L3End = off + tl
 		l4 = off + ihl
+		seg = h[ihl:tl:tl]
 		if fo := binary.BigEndian.Uint16(f[ipv4FlagsFrag:]); fo&(uint16(IPv4FlagMoreFragments)<<ipv4FlagsShift|ipv4FragMask) != 0 {
 			d.Frag, frag = true, true
 			if fo&ipv4FragMask != 0 {
@@ -178,37 +189,34 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 		k.Family = FamilyIPv6
 		k.Src = [16]byte(f[ipv6Src : ipv6Src+16])
 		k.Dst = [16]byte(f[ipv6Dst : ipv6Dst+16])
-		end = off + IPv6HeaderLen + pl
-		d.L3End = end
+		d.L3End = off + IPv6HeaderLen + pl
 		l4 = off + IPv6HeaderLen
-		switch proto {
-		case IPProtoTCP, IPProtoUDP, IPProtoICMPv6, IPProtoNoNext, IPProtoESP, IPProtoGRE, IPProtoIPIP, IPProtoIPv6:
-			// Not an extension header that WalkIPv6 would step over.
-		default:
+		n := IPv6HeaderLen + pl
+		p := h[:n:n]
+		seg = p[IPv6HeaderLen:]
+		if proto < 64 && ipv6ExtHeaders>>(proto&63)&1 != 0 {
+			// An extension header that WalkIPv6 steps over.
 			var err error
-			if proto, l4, err = decodeIPv6Ext(h[:IPv6HeaderLen+pl:IPv6HeaderLen+pl], off, d); err != nil || d.LaterFrag {
+			if proto, l4, err = decodeIPv6Ext(p, off, d); err != nil || d.LaterFrag {
 				return err
 			}
+			if uint(l4-off) > uint(len(p)) {
+				return decodeErrs[LayerIPv6Ext][eTooShort] // not reached: checked by decodeIPv6Ext
+			}
+			seg = p[l4-off:]
 			frag = d.Frag
 		}
 		k.Proto = proto
 		d.L4Proto = proto
 	case EtherTypeARP:
-		if _, err := ParseARP(b[off:]); err != nil {
-			return err
-		}
-		d.L3End = off + ARPLen
-		return nil
+		return decodeARP(b[off:], off, d)
 	default:
 		return nil
 	}
 
 	// L4, within the IP packet.
 	d.L4Off = l4
-	if l4 > end || end > len(b) {
-		return decodeErrs[LayerNone][eTooShort] // not reached: checked above
-	}
-	h := b[l4:end]
+	h := seg
 	switch proto {
 	case IPProtoTCP:
 		if len(h) < TCPMinHeaderLen {
@@ -255,7 +263,7 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 				}
 				q := h[UDPHeaderLen:ul]
 				if q[0]&quicFormBit != 0 {
-					return decodeQUICLong(q, d.PayloadOff, d)
+					return decodeQUICLong(q, d)
 				}
 				// Short header: the DCID of the configured length.
 				dl := opts.QUICShortDCIDLen
@@ -309,6 +317,43 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 	return nil
 }
 
+// decodeVerify is Decode with VerifyIPv4Checksum: it decodes without the
+// check, then checks the checksum of a valid IPv4 header. This keeps the
+// call to Checksum out of Decode's body.
+func decodeVerify(frame []byte, d *Decoded, opts *DecodeOptions) error {
+	o := *opts
+	o.VerifyIPv4Checksum = false
+	err := Decode(frame, d, &o)
+	// Decode sets an IPv4 packet's L3End only once the header has passed
+	// the length checks, which come before the checksum check; until then
+	// (and for other EtherTypes) its result stands.
+	if d.L3Proto != EtherTypeIPv4 || d.L3End == 0 || d.L3Off >= d.L3End || d.L3End > len(frame) {
+		return err
+	}
+	h := frame[d.L3Off:d.L3End]
+	if ihl := int(h[ipv4VersIHL]&0x0f) * 4; ihl > len(h) || Checksum(h[:ihl], 0) == 0xffff {
+		return err
+	}
+	// As if decoding had stopped at the checksum: the L2 fields, the L3
+	// offset and the L3 EtherType are set, nothing after them.
+	*d = Decoded{EtherType: d.EtherType, L3Proto: d.L3Proto, VLANs: d.VLANs, NumVLANs: d.NumVLANs, L3Off: d.L3Off}
+	return decodeErrs[LayerIPv4][eBadChecksum]
+}
+
+// ipv6ExtHeaders has bit n set for the next header values n that WalkIPv6
+// steps over: hop-by-hop options, routing, fragment, authentication and
+// destination options.
+const ipv6ExtHeaders = 1<<IPProtoHopByHop | 1<<IPProtoRouting | 1<<IPProtoFragment | 1<<IPProtoAH | 1<<IPProtoDstOpts
+
+// decodeARP checks the ARP message a at frame offset off.
+func decodeARP(a []byte, off int, d *Decoded) error {
+	if _, err := ParseARP(a); err != nil {
+		return err
+	}
+	d.L3End = off + ARPLen
+	return nil
+}
+
 // decodeIPv6Ext walks the extension headers of the IPv6 packet p (a
 // parsed view: 40 bytes plus the payload length) at frame offset off and
 // returns the upper-layer protocol and its frame offset. For a later
@@ -339,8 +384,11 @@ func decodeIPv6Ext(p []byte, off int, d *Decoded) (uint8, int, error) {
 }
 
 // decodeQUICLong decodes the QUIC long header at the start of p, the UDP
-// payload, which starts at frame offset base.
-func decodeQUICLong(p []byte, base int, d *Decoded) error {
+// payload, which starts at frame offset d.PayloadOff. (Reading the offset
+// back from d rather than passing it keeps it from being spilled on every
+// UDP packet.)
+func decodeQUICLong(p []byte, d *Decoded) error {
+	base := d.PayloadOff
 	lh, _, err := ParseQUICLongHeader(p)
 	if err != nil {
 		return err
