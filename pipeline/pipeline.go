@@ -260,6 +260,9 @@ func (p *Pipeline) Run(b *Batch, out *Output) {
 // collect moves decided frames from the batch to out, keeps undecided ones
 // in order, and publishes the stage's counters.
 func (p *Pipeline) collect(stage, in int, b *Batch, out *Output) {
+	if p.collectUniform(stage, b, out) {
+		return
+	}
 	keep := 0
 	for i := range b.Frames {
 		f := &b.Frames[i]
@@ -306,6 +309,44 @@ func (p *Pipeline) collect(stage, in int, b *Batch, out *Output) {
 		p.local[v] = 0
 	}
 	p.local[Pass] = 0
+}
+
+// collectUniform is collect's fast path for the common batch whose frames
+// all got the same decided verdict (and reason): one scan, one bulk copy
+// and one counter update per batch instead of per frame.
+func (p *Pipeline) collectUniform(stage int, b *Batch, out *Output) bool {
+	fr := b.Frames
+	if len(fr) == 0 {
+		return false
+	}
+	v, r := fr[0].Verdict, fr[0].Reason
+	if v == Pass || v >= numVerdicts || (v == Drop && (r == ReasonNone || int(r) >= MaxReasons)) {
+		return false
+	}
+	for i := 1; i < len(fr); i++ {
+		if fr[i].Verdict != v || fr[i].Reason != r {
+			return false
+		}
+	}
+	switch v {
+	case Drop:
+		out.Drop = append(out.Drop, fr...)
+	case TX, Redirect:
+		out.TX = append(out.TX, fr...)
+	case Local:
+		out.Local = append(out.Local, fr...)
+	case Handoff:
+		out.Handoff = append(out.Handoff, fr...)
+	}
+	n := uint64(len(fr))
+	c := &p.counters[stage]
+	c.in.Add(n)
+	c.verdicts[v].Add(n)
+	if v == Drop {
+		c.drops[r].Add(n)
+	}
+	b.Frames = fr[:0]
+	return true
 }
 
 // Counters returns a snapshot of every stage's counters, the last entry

@@ -166,3 +166,27 @@ func BenchmarkPipelineL2Forward(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/frame")
 }
+
+// TestUniformBatchCounters covers the fast path where a stage gives every
+// frame the same verdict, next to a batch where one frame differs.
+func TestUniformBatchCounters(t *testing.T) {
+	p := pipeline.New(pipeline.DropAll{})
+	var out pipeline.Output
+	p.Run(batchOf(64), &out)
+	c := p.Counters()[0]
+	if len(out.Drop) != 64 || c.In != 64 || c.Verdicts[pipeline.Drop] != 64 || c.Drops[pipeline.ReasonPolicy] != 64 {
+		t.Fatalf("uniform: out %d, counters in=%d drop=%d policy=%d", len(out.Drop), c.In, c.Verdicts[pipeline.Drop], c.Drops[pipeline.ReasonPolicy])
+	}
+	out.Reset()
+	mixed := pipeline.New(pipeline.StageFunc(func(b *pipeline.Batch) {
+		for i := range b.Frames {
+			b.Frames[i].SetDrop(pipeline.ReasonPolicy)
+		}
+		b.Frames[63].SetDrop(pipeline.ReasonTooShort)
+	}))
+	mixed.Run(batchOf(64), &out)
+	c = mixed.Counters()[0]
+	if len(out.Drop) != 64 || c.Drops[pipeline.ReasonPolicy] != 63 || c.Drops[pipeline.ReasonTooShort] != 1 {
+		t.Fatalf("mixed: out %d, policy=%d too-short=%d", len(out.Drop), c.Drops[pipeline.ReasonPolicy], c.Drops[pipeline.ReasonTooShort])
+	}
+}

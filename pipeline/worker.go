@@ -300,9 +300,19 @@ func (w *Worker) drop(f *Frame, r Reason) {
 func (w *Worker) dispatch() {
 	o := &w.out
 	pool := w.cfg.Pool
-	for i := range o.Drop {
-		w.dropLocal[o.Drop[i].Reason]++
-		pool.Put(o.Drop[i].Addr)
+	if len(o.Drop) > 0 {
+		r0, same := o.Drop[0].Reason, true
+		for i := range o.Drop {
+			same = same && o.Drop[i].Reason == r0
+			pool.Put(o.Drop[i].Addr)
+		}
+		if same {
+			w.dropLocal[r0] += uint64(len(o.Drop))
+		} else {
+			for i := range o.Drop {
+				w.dropLocal[o.Drop[i].Reason]++
+			}
+		}
 	}
 	if len(o.Local) > 0 {
 		if w.cfg.Local == nil {
