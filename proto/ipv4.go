@@ -64,7 +64,18 @@ type IPv4 []byte
 // the header fits in b, and that the total length covers the header and
 // fits in b. It does not verify the header checksum (see VerifyChecksum),
 // which NICs usually have checked already.
-func ParseIPv4(b []byte) (IPv4, error) {
+func ParseIPv4(b []byte) (IPv4, error) { return parseIPv4(b, false) }
+
+// ParseIPv4Quoted parses the IPv4 datagram quoted in an ICMP error, which
+// is usually cut short: it checks the version and header length like
+// ParseIPv4, but accepts a total length beyond the end of b. The view is
+// truncated to the total length when b holds more (padding), else it is all
+// of b, so that Payload returns the quoted part of the payload.
+func ParseIPv4Quoted(b []byte) (IPv4, error) { return parseIPv4(b, true) }
+
+// parseIPv4 holds the checks both constructors share; quoted accepts a
+// total length beyond the end of b.
+func parseIPv4(b []byte, quoted bool) (IPv4, error) {
 	if len(b) < IPv4MinHeaderLen {
 		return nil, perr(LayerIPv4, ErrTooShort)
 	}
@@ -84,36 +95,12 @@ func ParseIPv4(b []byte) (IPv4, error) {
 		return nil, perr(LayerIPv4, ErrLengthMismatch)
 	}
 	if tl > len(b) {
-		return nil, perr(LayerIPv4, ErrTooShort)
+		if !quoted {
+			return nil, perr(LayerIPv4, ErrTooShort)
+		}
+		tl = len(b)
 	}
 	return IPv4(b[:tl]), nil
-}
-
-// ParseIPv4Quoted parses the IPv4 datagram quoted in an ICMP error, which
-// is usually cut short: it checks the version and header length like
-// ParseIPv4, but accepts a total length beyond the end of b. The view is
-// truncated to the total length when b holds more (padding), else it is all
-// of b, so that Payload returns the quoted part of the payload.
-func ParseIPv4Quoted(b []byte) (IPv4, error) {
-	if len(b) < IPv4MinHeaderLen {
-		return nil, perr(LayerIPv4, ErrTooShort)
-	}
-	h := (*[IPv4MinHeaderLen]byte)(b)
-	if h[ipv4VersIHL]>>4 != 4 {
-		return nil, perr(LayerIPv4, ErrBadVersion)
-	}
-	hl := int(h[ipv4VersIHL]&0x0f) * 4
-	if hl < IPv4MinHeaderLen {
-		return nil, perr(LayerIPv4, ErrBadHeaderLength)
-	}
-	if hl > len(b) {
-		return nil, perr(LayerIPv4, ErrTooShort)
-	}
-	tl := int(binary.BigEndian.Uint16(h[ipv4TotalLen : ipv4TotalLen+2]))
-	if tl < hl {
-		return nil, perr(LayerIPv4, ErrLengthMismatch)
-	}
-	return IPv4(b[:min(tl, len(b))]), nil
 }
 
 func (b IPv4) hdr() *[IPv4MinHeaderLen]byte { return (*[IPv4MinHeaderLen]byte)(b) }
