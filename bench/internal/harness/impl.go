@@ -2,7 +2,9 @@ package harness
 
 import (
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -74,7 +76,10 @@ func tyfwd(cmd, mode string) func(e *Env) []string {
 				a = append(a, "--dst-mac", e.SinkMAC)
 			}
 		}
-		return append(a, common(e, mode)...)
+		a = append(a, common(e, mode)...)
+		// TYGRESS_BENCH_TYFWD_ARGS adds flags to every tyfwd run, for
+		// experiments with ring and frame sizes.
+		return append(a, strings.Fields(os.Getenv("TYGRESS_BENCH_TYFWD_ARGS"))...)
 	}
 }
 
