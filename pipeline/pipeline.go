@@ -44,10 +44,14 @@ const (
 	Redirect
 	Local
 	Handoff
+	// Hold: the stage keeps the frame (reassembly, a TCP queue, a delay
+	// line). The pipeline forgets it; the stage hands it back later
+	// through its Releaser, or frees it with a drop verdict then.
+	Hold
 	numVerdicts
 )
 
-var verdictNames = [numVerdicts]string{"pass", "drop", "tx", "redirect", "local", "handoff"}
+var verdictNames = [numVerdicts]string{"pass", "drop", "tx", "redirect", "local", "handoff", "hold"}
 
 func (v Verdict) String() string {
 	if v < numVerdicts {
@@ -165,6 +169,18 @@ type StageFunc func(b *Batch)
 // Process calls f.
 func (f StageFunc) Process(b *Batch) { f(b) }
 
+// Releaser is implemented by stages that Hold frames. The worker calls
+// Release at every step with the batch clock: the stage moves the frames
+// whose time has come into out, each with a verdict (Pass continues with
+// the next stage), and returns how many. Next returns the earliest time a
+// held frame is due, or 0 when the stage holds nothing time-bound, so that
+// a sleeping worker wakes up for it. Held frames belong to the stage: they
+// are in no ring and no pool until released.
+type Releaser interface {
+	Release(now int64, out []Frame) int
+	Next() int64
+}
+
 // Named is an optional interface: a stage's name in counters and capture.
 type Named interface{ Name() string }
 
@@ -242,6 +258,11 @@ func (p *Pipeline) Run(b *Batch, out *Output) {
 	if len(b.Frames) == 0 {
 		return
 	}
+	p.finish(b, out)
+}
+
+// finish gives the frames no stage decided the default verdict.
+func (p *Pipeline) finish(b *Batch, out *Output) {
 	n := len(b.Frames)
 	for i := range b.Frames {
 		f := &b.Frames[i]
@@ -255,6 +276,51 @@ func (p *Pipeline) Run(b *Batch, out *Output) {
 		}
 	}
 	p.collect(len(p.stages), n, b, out)
+}
+
+// Release asks every Releaser stage for the frames it no longer holds (at
+// most cap(b.Frames) per stage), sorts those with a verdict into out and
+// runs those marked Pass through the stages after the holder. It returns
+// how many frames came back. b.Frames is empty afterwards.
+func (p *Pipeline) Release(now int64, b *Batch, out *Output) int {
+	total := 0
+	for i, s := range p.stages {
+		r, ok := s.(Releaser)
+		if !ok {
+			continue
+		}
+		n := r.Release(now, b.Frames[:cap(b.Frames)])
+		if n == 0 {
+			continue
+		}
+		total += n
+		b.Frames = b.Frames[:n]
+		b.Now = now
+		p.collect(i, 0, b, out)
+		for j := i + 1; j < len(p.stages) && len(b.Frames) > 0; j++ {
+			m := len(b.Frames)
+			p.stages[j].Process(b)
+			p.collect(j, m, b, out)
+		}
+		if len(b.Frames) > 0 {
+			p.finish(b, out)
+		}
+		b.Frames = b.Frames[:0]
+	}
+	return total
+}
+
+// Next returns the earliest deadline of the Releaser stages (0: none).
+func (p *Pipeline) Next() int64 {
+	var next int64
+	for _, s := range p.stages {
+		if r, ok := s.(Releaser); ok {
+			if t := r.Next(); t != 0 && (next == 0 || t < next) {
+				next = t
+			}
+		}
+	}
+	return next
 }
 
 // collect moves decided frames from the batch to out, keeps undecided ones
@@ -290,6 +356,7 @@ func (p *Pipeline) collect(stage, in int, b *Batch, out *Output) {
 		case Handoff:
 			out.Handoff = append(out.Handoff, *f)
 		}
+		// Hold: the stage has the frame now; only counted.
 	}
 	b.Frames = b.Frames[:keep]
 	c := &p.counters[stage]
@@ -320,7 +387,7 @@ func (p *Pipeline) collectUniform(stage int, b *Batch, out *Output) bool {
 		return false
 	}
 	v, r := fr[0].Verdict, fr[0].Reason
-	if v == Pass || v >= numVerdicts || (v == Drop && (r == ReasonNone || int(r) >= MaxReasons)) {
+	if v == Pass || v == Hold || v >= numVerdicts || (v == Drop && (r == ReasonNone || int(r) >= MaxReasons)) {
 		return false
 	}
 	for i := 1; i < len(fr); i++ {
@@ -365,6 +432,16 @@ func (p *Pipeline) Counters() []StageCounters {
 		}
 	}
 	return out
+}
+
+// Holds reports whether any stage can hold frames (implements Releaser).
+func (p *Pipeline) Holds() bool {
+	for _, s := range p.stages {
+		if _, ok := s.(Releaser); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Stages returns the stages in order.

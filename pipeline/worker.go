@@ -85,7 +85,8 @@ type Worker struct {
 	pollfds []unix.PollFd
 	pollMap []int
 
-	wakeFD   int // eventfd in the poll set; Wake writes it
+	holds    bool // the pipeline has Releaser stages
+	wakeFD   int  // eventfd in the poll set; Wake writes it
 	sleeping atomic.Bool
 	wakeBuf  [8]byte
 
@@ -107,7 +108,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.BatchSize < 1 || cfg.BatchSize > MaxBatch {
 		return nil, fmt.Errorf("batch size %d outside 1..%d", cfg.BatchSize, MaxBatch)
 	}
-	w := &Worker{cfg: cfg, descs: make([]xsk.Desc, cfg.BatchSize), wakeFD: -1}
+	w := &Worker{cfg: cfg, descs: make([]xsk.Desc, cfg.BatchSize), wakeFD: -1, holds: cfg.Pipeline.Holds()}
 	w.batch.Frames = make([]Frame, 0, cfg.BatchSize)
 	n := cfg.BatchSize * max(len(cfg.Ports), 1)
 	w.out = Output{Drop: make([]Frame, 0, n), TX: make([]Frame, 0, n), Local: make([]Frame, 0, n), Handoff: make([]Frame, 0, n)}
@@ -208,6 +209,14 @@ func (w *Worker) wait(timeout time.Duration) error {
 	if w.cfg.HasIncoming != nil && w.cfg.HasIncoming() {
 		return nil
 	}
+	if w.holds {
+		if next := w.cfg.Pipeline.Next(); next != 0 {
+			// Wake for the first held frame that falls due (poll has
+			// millisecond resolution: round up, never spin).
+			d := time.Duration(next - time.Now().UnixNano())
+			timeout = min(timeout, max(d+time.Millisecond-1, time.Millisecond))
+		}
+	}
 	w.polls.Add(1)
 	_, err := unix.Poll(w.pollfds, int(timeout/time.Millisecond))
 	if err != nil && err != unix.EINTR {
@@ -221,7 +230,7 @@ func (w *Worker) wait(timeout time.Duration) error {
 
 // Step runs one round: completions and refills on every port, then one
 // batch from each rx ring through the pipeline. It returns the number of
-// frames received (from sockets and other shards). Tests drive a worker with Step instead of Run.
+// frames received (from sockets, other shards and stages that held them). Tests drive a worker with Step instead of Run.
 func (w *Worker) Step() int {
 	ports := w.cfg.Ports
 	for _, s := range ports {
@@ -239,6 +248,12 @@ func (w *Worker) Step() int {
 		w.cfg.Reclaim()
 	}
 	total, handedIn := 0, 0
+	if w.holds {
+		if n := w.cfg.Pipeline.Release(time.Now().UnixNano(), &w.batch, &w.out); n > 0 {
+			handedIn += n
+			w.dispatch()
+		}
+	}
 	if w.cfg.Incoming != nil {
 		if n := w.cfg.Incoming(w.batch.Frames[:cap(w.batch.Frames)]); n > 0 {
 			handedIn = n
