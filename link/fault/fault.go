@@ -41,19 +41,13 @@
 // On the real data path the Injector would run as a pipeline.Stage on the
 // worker, over UMEM frames. Dropped frames map directly onto the Drop
 // verdict (register the reasons with pipeline.NewReason) and duplicates onto
-// frames taken from the worker's xsk.FramePool. What pipeline/ does not have
-// yet is a way for a stage to keep a frame: reordering and delay need (1) a
-// Hold verdict, with which the stage takes ownership and the pipeline
-// removes the frame from the batch without sending or freeing it (a
-// "stage's hold", one of the places a frame may be in DESIGN.md section 2,
-// so frame accounting must count it); (2) re-injection: the worker asks
-// such a stage for frames that have become due (Due) on every loop, and
-// runs them through the stages after it, as a batch of their own; (3) a
-// deadline: the worker's poll timeout must not pass Next(), or held frames
-// wait for the next packet; and (4) a drain at shutdown (Flush) so that
-// held frames go back to their pools. Everything here is shaped for that:
-// Process works on a batch, deliver would append to the stage's output, and
-// nothing blocks.
+// frames taken from the worker's xsk.FramePool. Reordering and delay keep
+// frames: the stage gives them the pipeline.Hold verdict and implements
+// pipeline.Releaser, whose Release maps onto Due (the worker asks every
+// step and runs released frames through the stages after this one) and
+// whose Next maps onto Next (the worker's poll timeout honours it). What
+// is still missing is a drain at shutdown (Flush) so that held frames go
+// back to their pools, and that adapter itself.
 package fault
 
 import (
