@@ -70,6 +70,10 @@ type Config struct {
 	// 1024). Handed-off frames keep belonging to the pool of the worker
 	// that received them and go back to it through a return ring.
 	HandoffRing int
+	// OnOpen, if set, runs at the end of Open with everything built
+	// (pools, UMEM, sockets, workers), for stages that need them; an error
+	// undoes Open.
+	OnOpen func(*DataPath) error
 }
 
 // Port is an opened interface.
@@ -225,6 +229,11 @@ func Open(cfg Config) (_ *DataPath, err error) {
 			return nil, err
 		}
 		dp.Workers = append(dp.Workers, w)
+	}
+	if cfg.OnOpen != nil {
+		if err := cfg.OnOpen(dp); err != nil {
+			return nil, err
+		}
 	}
 	return dp, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tygress/tygress/dataplane"
+	"github.com/tygress/tygress/link/fault"
 	"github.com/tygress/tygress/pipeline"
 	"github.com/tygress/tygress/sched"
 	"github.com/tygress/tygress/xsk"
@@ -85,6 +86,7 @@ func cmdL2fwd(ctx context.Context, args []string, out io.Writer) error {
 	keepSrc := fs.Bool("keep-src-mac", false, "leave the source MAC as received (default: the output port's MAC)")
 	bidir := fs.Bool("bidir", false, "also forward from -o back to -i (destination: --return-mac)")
 	retMAC := fs.String("return-mac", "ff:ff:ff:ff:ff:ff", "destination MAC for frames forwarded back with --bidir")
+	faults := fs.String("fault", "", "inject faults before forwarding, e.g. loss=0.01,delay=5ms,jitter=1ms,reorder=0.01,dup=0.001,corrupt=0.0001,rate-pps=100000,seed=1")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -109,15 +111,44 @@ func cmdL2fwd(ctx context.Context, args []string, out io.Writer) error {
 		{Name: *in, Steer: true, ClaimAll: true},
 		{Name: *outIf, Steer: *bidir, ClaimAll: *bidir, NoRx: !*bidir},
 	}
+	var fcfg fault.Config
+	if *faults != "" {
+		if fcfg, err = fault.ParseConfig(*faults); err != nil {
+			return usageError{"--fault: " + err.Error()}
+		}
+	}
 	srcOut, srcIn, err := portMACs(*in, *outIf)
 	if err != nil {
 		return err
 	}
-	return c.runDataPath(ctx, out, "l2fwd", c.config(ports, func(int) *pipeline.Pipeline {
+	// The pools exist only once Open has run (OnOpen hands them over);
+	// duplicates take frames from the worker's own pool.
+	var dp *dataplane.DataPath
+	var stageErr error
+	cfg := c.config(ports, func(q int) *pipeline.Pipeline {
 		fwd := &pipeline.L2Forward{OutPort: 1, Src: srcOut, Dst: dst, KeepSrc: *keepSrc}
 		back := &pipeline.L2Forward{OutPort: 0, Src: srcIn, Dst: ret, KeepSrc: *keepSrc}
-		return pipeline.New(portSwitch{fwd, back})
-	}))
+		if *faults == "" {
+			return pipeline.New(portSwitch{fwd, back})
+		}
+		qc := fcfg
+		qc.Seed += uint64(q)
+		alloc := func() (pipeline.Frame, bool) {
+			a, ok := dp.Pools[q].Get()
+			if !ok {
+				return pipeline.Frame{}, false
+			}
+			return pipeline.Frame{Data: dp.UMEM.Frame(a)[:0], Addr: a}, true
+		}
+		fs, err := fault.NewStage(qc, alloc)
+		if err != nil {
+			stageErr = err
+			return pipeline.New(portSwitch{fwd, back})
+		}
+		return pipeline.New(fs, portSwitch{fwd, back})
+	})
+	cfg.OnOpen = func(d *dataplane.DataPath) error { dp = d; return stageErr }
+	return c.runDataPath(ctx, out, "l2fwd", cfg)
 }
 
 // portSwitch runs the forward stage on port 0's batches and the return

@@ -27,6 +27,7 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	rate := fs.Float64("rate", 200000, "txgen packets per second (0: as fast as possible)")
 	size := fs.Int("size", 60, "frame size without FCS")
 	flows := fs.Int("flows", 16, "UDP flows")
+	faults := fs.String("fault", "", "faults l2fwd injects (see tyfwd l2fwd -h), e.g. loss=0.1")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -75,7 +76,7 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	secs := func(d time.Duration) string { return d.String() }
 	procs := []*demoProc{
 		{name: "sink", ns: sink, args: []string{"rxdrop", "-i", "s0", "--duration", secs(*dur + 3*time.Second)}},
-		{name: "fwd", ns: fwd, args: []string{"l2fwd", "-i", "fin", "-o", "fout", "--dst-mac", s0.MAC.String(), "--duration", secs(*dur + 2*time.Second)}},
+		{name: "fwd", ns: fwd, args: []string{"l2fwd", "-i", "fin", "-o", "fout", "--dst-mac", s0.MAC.String(), "--duration", secs(*dur + 2*time.Second), "--fault", *faults}},
 		{name: "gen", ns: gen, args: []string{"txgen", "-i", "g0", "--dst-mac", fin.MAC.String(), "--src", "10.99.0.1", "--dst", "10.99.1.1",
 			"--rate", strconv.FormatFloat(*rate, 'f', 0, 64), "--size", strconv.Itoa(*size), "--flows", strconv.Itoa(*flows), "--duration", secs(*dur)}},
 	}

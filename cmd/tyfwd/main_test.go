@@ -131,3 +131,29 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("namespaces left behind: %s", ns)
 	}
 }
+
+// TestDemoWithFaults runs the demo with the fault injector as a stage in
+// l2fwd on the real data path: 10% loss plus delay and jitter. About a
+// tenth of the frames must be dropped with the fault reason, and every
+// delayed frame must still come out.
+func TestDemoWithFaults(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	out, err := exec.Command(tyfwd, "demo", "--duration", "2s", "--rate", "30000", "--fault", "loss=0.1,delay=2ms,jitter=1ms,seed=5").CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`txgen sent (\d+), l2fwd forwarded (\d+), rxdrop received (\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no result line:\n%s", out)
+	}
+	sent, _ := strconv.Atoi(string(m[1]))
+	fwd, _ := strconv.Atoi(string(m[2]))
+	lost := regexp.MustCompile(`drop_fault_loss=(\d+)`).FindSubmatch(out)
+	if lost == nil {
+		t.Fatalf("no fault drops counted:\n%s", out)
+	}
+	n, _ := strconv.Atoi(string(lost[1]))
+	if sent < 50000 || n < sent*8/100 || n > sent*12/100 || fwd+n < sent*99/100 {
+		t.Fatalf("sent %d, forwarded %d, lost to faults %d\n%s", sent, fwd, n, out)
+	}
+}
