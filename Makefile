@@ -48,7 +48,7 @@ test-race:
 
 # Each fuzz target runs briefly; `make fuzz FUZZTIME=10m` runs them longer.
 fuzz-short:
-	@set -e; for pkg in ./proto ./sched ./stack/reasm; do \
+	@set -e; for pkg in ./proto ./sched ./stack/reasm ./stack/neighbor; do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
 			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; exit 1; }; \
