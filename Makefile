@@ -51,7 +51,11 @@ fuzz-short:
 	@set -e; for pkg in ./proto ./sched ./stack/reasm ./stack/neighbor; do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
-			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; exit 1; }; \
+			log=$$(mktemp); \
+			if ! $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -parallel=1 $$pkg >$$log 2>&1; then \
+				cat $$log; rm -f $$log; exit 1; \
+			fi; \
+			rm -f $$log; \
 		done; \
 	done
 
