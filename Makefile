@@ -6,7 +6,7 @@ GO          ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 3s
 BIN         := bin/tyfwd
-APT_PKGS    := clang llvm libbpf-dev bpftool ethtool iproute2 tcpdump python3-scapy
+APT_PKGS    := clang llvm libbpf-dev bpftool ethtool iproute2 iputils-ping tcpdump python3-scapy
 export TYGRESS_REQUIRE_PRIVILEGED
 
 .PHONY: all build deps generate lint test test-unit test-race fuzz-short fuzz bench demo clean
