@@ -327,15 +327,8 @@ func (m *Mem) Transmit(frames []pipeline.Frame) int {
 	queued := 0
 	for i := range frames {
 		f := &frames[i]
-		if m.isClosed {
-			m.c.local[cTxDown]++
-			m.slab.drop(f)
-			continue
-		}
-		b, ok := m.slab.owned(f)
-		if !ok || len(f.Data) > m.maxFrame {
-			m.c.local[cTxInvalid]++
-			m.slab.drop(f)
+		b, ok := m.slab.admit(f, m.isClosed, m.maxFrame, &m.c)
+		if !ok {
 			continue
 		}
 		if len(m.txq) == cap(m.txq) {

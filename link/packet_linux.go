@@ -233,15 +233,8 @@ func (l *Packet) Transmit(frames []pipeline.Frame) int {
 	queued := 0
 	for i := range frames {
 		f := &frames[i]
-		if l.closed {
-			l.c.local[cTxDown]++
-			l.slab.drop(f)
-			continue
-		}
-		b, ok := l.slab.owned(f)
-		if !ok || len(f.Data) > l.maxFrame {
-			l.c.local[cTxInvalid]++
-			l.slab.drop(f)
+		b, ok := l.slab.admit(f, l.closed, l.maxFrame, &l.c)
+		if !ok {
 			continue
 		}
 		if l.ntx == len(l.txMsgs) {

@@ -147,6 +147,26 @@ func (s *slab) owned(f *pipeline.Frame) (uint32, bool) {
 	return i, ok && s.state[i] == bufCaller && len(f.Data) > 0
 }
 
+// admit is the check both slab-backed links make on every frame given to
+// Transmit: the link must be open and the frame one of this slab's buffers
+// that the caller owns, no longer than maxFrame. A refused frame is
+// dropped and counted in c; admit returns the frame's buffer and whether
+// it may be queued.
+func (s *slab) admit(f *pipeline.Frame, closed bool, maxFrame int, c *counters) (uint32, bool) {
+	if closed {
+		c.local[cTxDown]++
+		s.drop(f)
+		return 0, false
+	}
+	b, ok := s.owned(f)
+	if !ok || len(f.Data) > maxFrame {
+		c.local[cTxInvalid]++
+		s.drop(f)
+		return 0, false
+	}
+	return b, true
+}
+
 // drop disposes of a frame Transmit refused: its buffer goes back to the
 // free list when it is one of ours that the caller owned; anything else (a
 // foreign frame, Data and Addr that disagree, a frame transmitted twice)
