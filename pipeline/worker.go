@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -93,6 +94,7 @@ type Worker struct {
 	rx, tx, batches, polls, wakes, handoffIn atomic.Uint64
 	drops                                    [MaxReasons]atomic.Uint64
 	dropLocal                                [MaxReasons]uint64
+	dropSeen                                 uint64 // bit r: dropLocal[r] != 0
 	stop                                     atomic.Bool
 }
 
@@ -306,6 +308,7 @@ func (w *Worker) Step() int {
 
 func (w *Worker) drop(f *Frame, r Reason) {
 	w.dropLocal[r]++
+	w.dropSeen |= 1 << r
 	w.cfg.Pool.Put(f.Addr)
 }
 
@@ -323,9 +326,11 @@ func (w *Worker) dispatch() {
 		}
 		if same {
 			w.dropLocal[r0] += uint64(len(o.Drop))
+			w.dropSeen |= 1 << r0
 		} else {
 			for i := range o.Drop {
 				w.dropLocal[o.Drop[i].Reason]++
+				w.dropSeen |= 1 << o.Drop[i].Reason
 			}
 		}
 	}
@@ -373,6 +378,7 @@ func (w *Worker) dispatch() {
 			sent += uint64(k)
 			for _, d := range descs[k:] {
 				w.dropLocal[ReasonTxRingFull]++
+				w.dropSeen |= 1 << ReasonTxRingFull
 				pool.Put(d.Addr)
 			}
 			w.txDescs[p] = descs[:0]
@@ -380,12 +386,13 @@ func (w *Worker) dispatch() {
 		w.tx.Add(sent)
 	}
 	o.Reset()
-	for r, k := range w.dropLocal {
-		if k != 0 {
-			w.drops[r].Add(k)
-			w.dropLocal[r] = 0
-		}
+	// Publish only the reasons this batch used, not all MaxReasons.
+	for m := w.dropSeen; m != 0; m &= m - 1 {
+		r := bits.TrailingZeros64(m)
+		w.drops[r].Add(w.dropLocal[r])
+		w.dropLocal[r] = 0
 	}
+	w.dropSeen = 0
 }
 
 // Stats returns a snapshot of the worker's counters.
