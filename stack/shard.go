@@ -6,32 +6,41 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tygress/tygress/link"
 	"github.com/tygress/tygress/pipeline"
 	"github.com/tygress/tygress/proto"
 	"github.com/tygress/tygress/stack/neighbor"
+	"github.com/tygress/tygress/stack/reasm"
 )
 
 // EchoTTL is the TTL (IPv4) and hop limit (IPv6) of echo replies.
 const EchoTTL = 64
+
+// DefaultTTL is the TTL (IPv4) and hop limit (IPv6) of packets the stack
+// originates.
+const DefaultTTL = 64
 
 // DropReason says why the shard dropped a received frame.
 type DropReason uint8
 
 // Drop reasons.
 const (
-	DropMalformed   DropReason = iota // a header failed to parse
-	DropEtherType                     // neither ARP, IPv4 nor IPv6 (VLAN tags included)
-	DropBadChecksum                   // IPv4 header, ICMPv4 or ICMPv6 checksum wrong
-	DropNotOurs                       // IP destination (or unicast MAC) is not ours, or the source cannot be answered
-	DropProtocol                      // IP protocol or ICMP type we do not handle
-	DropFragment                      // IPv4 fragment, or IPv6 fragment header
-	DropIPOptions                     // IPv4 header with options
-	DropExtHeader                     // IPv6 extension header other than a fragment header (MLD's hop-by-hop, …)
-	DropBadSource                     // group or our own source MAC on an echo request
-	DropNeighbor                      // rejected by the neighbor table (its Stats say why)
+	DropMalformed     DropReason = iota // a header failed to parse, or lengths disagree
+	DropEtherType                       // neither ARP, IPv4 nor IPv6 (VLAN tags included)
+	DropBadChecksum                     // IPv4 header, ICMP or UDP checksum wrong (UDP over IPv6: also 0)
+	DropNotOurs                         // IP destination (or unicast MAC) is not ours, or the source cannot be answered
+	DropProtocol                        // IP protocol or ICMP type we do not handle
+	DropReasm                           // fragment refused by reassembly (overlap, budget, …: reasm.Stats says why)
+	DropExtHeader                       // IPv6 extension header where none is allowed (NDP), or after a fragment header
+	DropBadSource                       // group or our own source MAC on an echo request
+	DropNeighbor                        // rejected by the neighbor table (its Stats say why)
+	DropNoSocket                        // UDP datagram for a port without a socket (port unreachable sent, rate permitting)
+	DropRcvBuf                          // UDP datagram dropped: the socket's receive buffer is full
+	DropICMPUnmatched                   // ICMP error quoting a packet we did not send
 	numDropReasons
 )
 
@@ -39,7 +48,7 @@ const (
 const NumDropReasons = int(numDropReasons)
 
 var dropNames = [numDropReasons]string{"Malformed", "EtherType", "BadChecksum", "NotOurs",
-	"Protocol", "Fragment", "IPOptions", "ExtHeader", "BadSource", "Neighbor"}
+	"Protocol", "Reasm", "ExtHeader", "BadSource", "Neighbor", "NoSocket", "RcvBuf", "ICMPUnmatched"}
 
 func (r DropReason) String() string {
 	if r < numDropReasons {
@@ -55,9 +64,21 @@ type Stats struct {
 	EchoV4       uint64 // ICMPv4 echo replies sent
 	EchoV6       uint64 // ICMPv6 echo replies sent
 	NeighborSent uint64 // frames built for the neighbor table and transmitted
-	NoTxBuffer   uint64 // neighbor frames not sent: link.Alloc had no buffer
+	NoTxBuffer   uint64 // frames not sent: link.Alloc had no buffer
 	Transmitted  uint64 // frames link.Transmit accepted
 	TxRefused    uint64 // frames link.Transmit dropped (link.Stats says why)
+
+	Fragments   uint64 // fragments taken by reassembly (their frames are released)
+	Reassembled uint64 // datagrams reassembled
+	UDPRx       uint64 // UDP datagrams delivered to sockets
+	UDPTx       uint64 // UDP datagrams sent (before fragmentation)
+	FragsOut    uint64 // fragments sent
+	TooBig      uint64 // datagrams not sent: more fragments than a shard sends at once
+	NoRoute     uint64 // replies and errors not sent: no route back
+	ICMPOut     uint64 // ICMP errors sent
+	ICMPLimited uint64 // ICMP errors not sent: rate limit
+	ICMPIn      uint64 // ICMP errors received that quote our packets
+	PMTUUpdates uint64 // path MTU lowered by a packet too big / fragmentation needed
 
 	Drops [NumDropReasons]uint64 // received frames dropped, by reason
 }
@@ -71,78 +92,158 @@ func (s *Stats) Dropped() uint64 {
 	return n
 }
 
-// ShardConfig configures a shard.
-type ShardConfig struct {
-	// Addrs are our addresses, IPv4 and IPv6, with their prefix lengths.
-	Addrs []netip.Prefix
-	// Neighbor configures the neighbor table; its MAC is set to the
-	// link's.
-	Neighbor neighbor.Config
-	// Batch is the most frames one Poll receives (default 64).
-	Batch int
+func (s *Stats) add(o Stats) {
+	s.RxFrames += o.RxFrames
+	s.Neighbor += o.Neighbor
+	s.EchoV4 += o.EchoV4
+	s.EchoV6 += o.EchoV6
+	s.NeighborSent += o.NeighborSent
+	s.NoTxBuffer += o.NoTxBuffer
+	s.Transmitted += o.Transmitted
+	s.TxRefused += o.TxRefused
+	s.Fragments += o.Fragments
+	s.Reassembled += o.Reassembled
+	s.UDPRx += o.UDPRx
+	s.UDPTx += o.UDPTx
+	s.FragsOut += o.FragsOut
+	s.TooBig += o.TooBig
+	s.NoRoute += o.NoRoute
+	s.ICMPOut += o.ICMPOut
+	s.ICMPLimited += o.ICMPLimited
+	s.ICMPIn += o.ICMPIn
+	s.PMTUUpdates += o.PMTUUpdates
+	for i := range s.Drops {
+		s.Drops[i] += o.Drops[i]
+	}
 }
+
+// ShardConfig configures a standalone shard (NewShard).
+type ShardConfig = Config
+
+// maxFrags bounds the fragments of one datagram (65535 bytes over an IPv4
+// MTU of 576 is 120).
+const maxFrags = 128
+
+// pmtuEntry is a path MTU learned from the network, with its expiry.
+type pmtuEntry struct {
+	mtu     int
+	expires int64
+}
+
+// maxPMTU bounds the path MTU cache; pmtuLifetime is how long an entry
+// lives (RFC 1191 and RFC 8201 suggest 10 minutes).
+const (
+	maxPMTU      = 4096
+	pmtuLifetime = int64(10 * time.Minute)
+)
 
 // Shard is one host stack shard driving one link.Link. It is owned by one
-// goroutine: none of its methods are safe for concurrent use.
+// goroutine: none of its methods are safe for concurrent use unless stated.
 type Shard struct {
+	st    *Stack
+	id    int
 	l     link.Link
 	mac   [6]byte
-	v4    [][4]byte
-	v6    [][16]byte
-	addrs []netip.Prefix
+	mtu   int
 	nb    *neighbor.Table[pipeline.Frame]
+	rs    *reasm.Reassembler
 	start time.Time
 
-	rx  []pipeline.Frame // received batch
-	tx  []pipeline.Frame // frames to transmit
-	rel []pipeline.Frame // frames to release
-	one []pipeline.Frame // Alloc scratch
+	rx    []pipeline.Frame // received batch
+	tx    []pipeline.Frame // frames to transmit
+	rel   []pipeline.Frame // frames to release
+	one   []pipeline.Frame // Alloc scratch
+	frags []pipeline.Frame // output fragments
+
+	ipID     uint16
+	fragID   uint32
+	tokens   int64 // ICMP rate limit: tokens × 1e9
+	tokensAt int64
+	pmtu     map[[16]byte]pmtuEntry
+	expired  func(reasm.Expired)
+
+	// Neighbor replies other shards received (ARP replies and neighbor
+	// advertisements land on whatever queue the peer picked): they push
+	// under nbMu, this shard pops without a lock. Control-plane rate only.
+	nbMu sync.Mutex
+	nbq  *dgramRing
+
+	// The send queue: sockets (any goroutine) push under txMu; the shard
+	// pops without a lock.
+	txMu     sync.Mutex
+	txq      *dgramRing
+	txWait   atomic.Int32
+	txSpace  chan struct{}
+	sleeping atomic.Bool
 
 	stats Stats
+	pubMu sync.Mutex
+	pub   Stats
 }
 
-// NewShard returns a shard for l with the addresses of cfg. The MAC is the
-// link's. It allocates all the memory the shard uses.
+// NewShard returns a standalone shard for l: a Stack of one link. The MAC
+// is the link's. It allocates all the memory the shard uses.
 func NewShard(l link.Link, cfg ShardConfig) (*Shard, error) {
-	if cfg.Batch <= 0 {
-		cfg.Batch = 64
+	st, err := New([]link.Link{l}, cfg)
+	if err != nil {
+		return nil, err
 	}
+	return st.shards[0], nil
+}
+
+func newShard(st *Stack, id int, l link.Link) (*Shard, error) {
+	cfg := st.cfg
 	s := &Shard{
-		l:     l,
-		mac:   l.HardwareAddr(),
-		start: time.Now(),
-		rx:    make([]pipeline.Frame, cfg.Batch),
-		tx:    make([]pipeline.Frame, 0, cfg.Batch),
-		rel:   make([]pipeline.Frame, 0, cfg.Batch),
-		one:   make([]pipeline.Frame, 1),
+		st:      st,
+		id:      id,
+		l:       l,
+		mac:     l.HardwareAddr(),
+		mtu:     l.MTU(),
+		start:   time.Now(),
+		rx:      make([]pipeline.Frame, cfg.Batch),
+		tx:      make([]pipeline.Frame, 0, cfg.Batch),
+		rel:     make([]pipeline.Frame, 0, cfg.Batch),
+		one:     make([]pipeline.Frame, 1),
+		frags:   make([]pipeline.Frame, maxFrags),
+		ipID:    uint16(st.seed >> 16),
+		fragID:  uint32(st.seed>>32) + uint32(id)<<24,
+		tokens:  int64(cfg.ICMPBurst) * 1e9,
+		pmtu:    make(map[[16]byte]pmtuEntry),
+		txq:     newDgramRing(cfg.SendQueue),
+		nbq:     newDgramRing(16 << 10),
+		txSpace: make(chan struct{}, 1),
 	}
 	if s.mac == [6]byte{} || proto.IsMulticastMAC(s.mac) {
 		return nil, fmt.Errorf("stack: link address %x is not a unicast MAC", s.mac)
 	}
+	if s.mtu < 576 {
+		return nil, fmt.Errorf("stack: link MTU %d is below 576", s.mtu)
+	}
+	s.expired = s.reasmExpired
 	ncfg := cfg.Neighbor
 	ncfg.MAC = s.mac
+	ncfg.Seed ^= uint64(id)
 	s.nb = neighbor.New[pipeline.Frame](ncfg, (*sink)(s))
-	for _, p := range cfg.Addrs {
-		a := p.Addr()
-		if !p.IsValid() || a.Zone() != "" || !a.IsGlobalUnicast() && !a.IsLinkLocalUnicast() {
-			return nil, fmt.Errorf("stack: address %v is not a unicast prefix", p)
-		}
-		switch {
-		case a.Is4():
-			s.v4 = append(s.v4, a.As4())
-		case a.Is4In6():
-			return nil, fmt.Errorf("stack: address %v: use the IPv4 form", p)
-		default:
-			s.v6 = append(s.v6, a.As16())
-		}
-		s.addrs = append(s.addrs, p)
-		s.nb.AddAddress(a)
+	rcfg := cfg.Reasm
+	if rcfg == (reasm.Config{}) {
+		rcfg = reasm.DefaultConfig()
+	}
+	s.rs = reasm.New(rcfg)
+	for _, p := range st.addrs {
+		s.nb.AddAddress(p.Addr())
 	}
 	return s, nil
 }
 
+// Stack returns the stack the shard belongs to.
+func (s *Shard) Stack() *Stack { return s.st }
+
+// Reassembly returns the shard's reassembler, for inspection from the
+// owning goroutine.
+func (s *Shard) Reassembly() *reasm.Reassembler { return s.rs }
+
 // Addrs returns the shard's addresses.
-func (s *Shard) Addrs() []netip.Prefix { return append([]netip.Prefix(nil), s.addrs...) }
+func (s *Shard) Addrs() []netip.Prefix { return s.st.Addrs() }
 
 // HardwareAddr returns the shard's MAC (the link's).
 func (s *Shard) HardwareAddr() [6]byte { return s.mac }
@@ -153,6 +254,14 @@ func (s *Shard) Neighbors() *neighbor.Table[pipeline.Frame] { return s.nb }
 
 // Stats returns the shard's counters. Call it on the owning goroutine.
 func (s *Shard) Stats() Stats { return s.stats }
+
+// PublishedStats returns the counters as of the end of the last Poll. Safe
+// for concurrent use.
+func (s *Shard) PublishedStats() Stats {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	return s.pub
+}
 
 // Now returns the shard's clock as Run uses it: nanoseconds since NewShard.
 func (s *Shard) Now() int64 { return int64(time.Since(s.start)) }
@@ -165,9 +274,13 @@ func (s *Shard) Announce() {
 	s.l.Flush()
 }
 
-// Poll receives one batch from the link and handles it, runs the neighbor
-// timers due at now, transmits what that produced and flushes the link. It
-// returns the number of frames received.
+// Next returns when the shard's next timer is due (math.MaxInt64: none).
+func (s *Shard) Next() int64 { return min(s.nb.Next(), s.rs.Next()) }
+
+// Poll receives one batch from the link and handles it, sends a batch of
+// the datagrams sockets queued, runs the timers due at now, transmits what
+// that produced and flushes the link. It returns the number of frames
+// received plus datagrams sent.
 func (s *Shard) Poll(now int64) int {
 	n := s.l.Receive(s.rx)
 	s.stats.RxFrames += uint64(n)
@@ -180,21 +293,37 @@ func (s *Shard) Poll(now int64) int {
 		clear(s.rel)
 		s.rel = s.rel[:0]
 	}
+	n += s.drainTx(now)
+	if !s.nbq.empty() {
+		s.sharedNeighbors(now)
+	}
 	if now >= s.nb.Next() {
 		s.nb.Tick(now)
 	}
+	if now >= s.rs.Next() {
+		s.rs.Tick(now, s.expired)
+	}
 	s.transmit()
 	s.l.Flush()
+	if n > 0 {
+		s.publish()
+	}
 	return n
+}
+
+func (s *Shard) publish() {
+	s.pubMu.Lock()
+	s.pub = s.stats
+	s.pubMu.Unlock()
 }
 
 // Run runs the shard on the calling goroutine until ctx is done or the link
 // fails: Announce, then Poll, and Wait on the link when there was nothing
-// to do, until the neighbor table's next deadline. It returns nil when ctx
-// ended it.
+// to do, until the next timer. It returns nil when ctx ended it.
 func (s *Shard) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, s.l.Wake)
 	defer stop()
+	defer s.publish()
 	s.Announce()
 	for ctx.Err() == nil {
 		now := s.Now()
@@ -202,10 +331,17 @@ func (s *Shard) Run(ctx context.Context) error {
 			continue
 		}
 		timeout := time.Duration(-1)
-		if next := s.nb.Next(); next != math.MaxInt64 {
+		if next := s.Next(); next != math.MaxInt64 {
 			timeout = time.Duration(max(0, next-s.Now()))
 		}
-		if err := s.l.Wait(timeout); err != nil {
+		s.sleeping.Store(true)
+		if !s.txq.empty() {
+			s.sleeping.Store(false)
+			continue
+		}
+		err := s.l.Wait(timeout)
+		s.sleeping.Store(false)
+		if err != nil {
 			if errors.Is(err, link.ErrClosed) && ctx.Err() != nil {
 				return nil
 			}
@@ -215,10 +351,20 @@ func (s *Shard) Run(ctx context.Context) error {
 	return nil
 }
 
-// drop releases f (at the end of the batch) and counts it.
+// drop releases f (at the end of the batch) and counts it. f may be nil
+// (a fragment already taken by reassembly): then it only counts.
 func (s *Shard) drop(f *pipeline.Frame, r DropReason) {
 	s.stats.Drops[r]++
-	s.rel = append(s.rel, *f)
+	if f != nil {
+		s.rel = append(s.rel, *f)
+	}
+}
+
+// consume releases f (at the end of the batch) without counting a drop.
+func (s *Shard) consume(f *pipeline.Frame) {
+	if f != nil {
+		s.rel = append(s.rel, *f)
+	}
 }
 
 // send queues f for Transmit, transmitting the queue first when it is
@@ -255,13 +401,17 @@ func (s *Shard) input(now int64, f *pipeline.Frame) {
 			s.drop(f, DropMalformed)
 			return
 		}
-		s.neighbor(f, s.nb.InputARP(now, eth, a))
+		r := s.nb.InputARP(now, eth, a)
+		if r == neighbor.OK && a.Op() == proto.ARPReply {
+			s.share(f.Data)
+		}
+		s.neighbor(f, r)
 	case proto.EtherTypeIPv4:
 		if !s.forUs(eth) {
 			s.drop(f, DropNotOurs)
 			return
 		}
-		s.inputIPv4(f, eth)
+		s.inputIPv4(now, f, eth)
 	case proto.EtherTypeIPv6:
 		if !s.forUs(eth) {
 			s.drop(f, DropNotOurs)
@@ -284,29 +434,53 @@ func (s *Shard) neighbor(f *pipeline.Frame, r neighbor.Reason) {
 	s.rel = append(s.rel, *f)
 }
 
+// share hands a neighbor reply to the other shards: their tables may be
+// waiting for it.
+func (s *Shard) share(frame []byte) {
+	if len(s.st.shards) == 1 || len(frame) > 256 {
+		return
+	}
+	var h dgram
+	for _, o := range s.st.shards {
+		if o == s {
+			continue
+		}
+		o.nbMu.Lock()
+		o.nbq.push(&h, frame, nil)
+		o.nbMu.Unlock()
+	}
+}
+
+// sharedNeighbors feeds the neighbor replies other shards received to this
+// shard's table.
+func (s *Shard) sharedNeighbors(now int64) {
+	var h dgram
+	for {
+		b, ok := s.nbq.peek(&h)
+		if !ok {
+			return
+		}
+		if eth, err := proto.ParseEthernet(b); err == nil {
+			switch eth.EtherType() {
+			case proto.EtherTypeARP:
+				if a, err := proto.ParseARP(eth.Payload()); err == nil {
+					s.nb.InputARP(now, eth, a)
+				}
+			case proto.EtherTypeIPv6:
+				if ip, err := proto.ParseIPv6(eth.Payload()); err == nil {
+					s.nb.InputNDP(now, eth.Src(), ip)
+				}
+			}
+		}
+		s.nbq.pop(&h)
+	}
+}
+
 // forUs reports whether an IP frame is addressed to our MAC or a group
 // (a promiscuous link may deliver frames for other hosts).
 func (s *Shard) forUs(eth proto.Ethernet) bool {
 	d := eth.Dst()
 	return d == s.mac || proto.IsMulticastMAC(d)
-}
-
-func (s *Shard) ours4(a [4]byte) bool {
-	for _, o := range s.v4 {
-		if o == a {
-			return true
-		}
-	}
-	return false
-}
-
-func (s *Shard) ours6(a [16]byte) bool {
-	for _, o := range s.v6 {
-		if o == a {
-			return true
-		}
-	}
-	return false
 }
 
 // replyMACs checks the request's source MAC and addresses the reply to it.
@@ -318,129 +492,6 @@ func (s *Shard) replyMACs(eth proto.Ethernet) bool {
 	eth.SetDst(src)
 	eth.SetSrc(s.mac)
 	return true
-}
-
-func (s *Shard) inputIPv4(f *pipeline.Frame, eth proto.Ethernet) {
-	ip, err := proto.ParseIPv4(eth.Payload())
-	if err != nil {
-		s.drop(f, DropMalformed)
-		return
-	}
-	switch {
-	case !ip.VerifyChecksum():
-		s.drop(f, DropBadChecksum)
-		return
-	case !s.ours4(ip.DstArray()):
-		s.drop(f, DropNotOurs)
-		return
-	case ip.IsFragment():
-		s.drop(f, DropFragment)
-		return
-	case ip.HeaderLength() != proto.IPv4MinHeaderLen:
-		s.drop(f, DropIPOptions)
-		return
-	case ip.Protocol() != proto.IPProtoICMP:
-		s.drop(f, DropProtocol)
-		return
-	}
-	m, err := proto.ParseICMPv4(ip.Payload())
-	if err != nil {
-		s.drop(f, DropMalformed)
-		return
-	}
-	if m.Type() != proto.ICMPv4EchoRequest || m.Code() != 0 {
-		s.drop(f, DropProtocol)
-		return
-	}
-	if !m.VerifyChecksum() {
-		s.drop(f, DropBadChecksum)
-		return
-	}
-	src := ip.SrcArray()
-	if src[0] == 0 || src[0] >= 224 || src[0] == 127 {
-		s.drop(f, DropNotOurs) // no reply to 0/8, loopback, multicast or broadcast
-		return
-	}
-	if !s.replyMACs(eth) {
-		s.drop(f, DropBadSource)
-		return
-	}
-	// Swapping the addresses leaves both checksums as they are (the
-	// one's-complement sum does not depend on the order of the words); the
-	// TTL and the ICMP type change, updated incrementally.
-	dst := ip.DstArray()
-	ip.SetSrc(dst)
-	ip.SetDst(src)
-	word := uint16(ip.TTL())<<8 | uint16(ip.Protocol())
-	ip.SetTTL(EchoTTL)
-	ip.SetChecksum(proto.ChecksumUpdate16(ip.Checksum(), word, uint16(EchoTTL)<<8|uint16(ip.Protocol())))
-	m.EchoToReply()
-	f.Data = f.Data[:proto.EthernetLen+len(ip)] // drop Ethernet padding
-	s.stats.EchoV4++
-	s.send(f)
-}
-
-func (s *Shard) inputIPv6(now int64, f *pipeline.Frame, eth proto.Ethernet) {
-	ip, err := proto.ParseIPv6(eth.Payload())
-	if err != nil {
-		s.drop(f, DropMalformed)
-		return
-	}
-	switch ip.NextHeader() {
-	case proto.IPProtoICMPv6:
-	case proto.IPProtoFragment:
-		s.drop(f, DropFragment)
-		return
-	case proto.IPProtoHopByHop, proto.IPProtoRouting, proto.IPProtoDstOpts, proto.IPProtoAH:
-		s.drop(f, DropExtHeader)
-		return
-	default:
-		s.drop(f, DropProtocol)
-		return
-	}
-	m, err := proto.ParseICMPv6(ip.Payload())
-	if err != nil {
-		s.drop(f, DropMalformed)
-		return
-	}
-	switch m.Type() {
-	case proto.ICMPv6NeighborSolicitation, proto.ICMPv6NeighborAdvertisement:
-		s.neighbor(f, s.nb.InputNDP(now, eth.Src(), ip))
-		return
-	case proto.ICMPv6EchoRequest:
-	default:
-		s.drop(f, DropProtocol)
-		return
-	}
-	src, dst := ip.SrcArray(), ip.DstArray()
-	if !s.ours6(dst) {
-		s.drop(f, DropNotOurs)
-		return
-	}
-	if m.Code() != 0 {
-		s.drop(f, DropProtocol)
-		return
-	}
-	if !m.VerifyChecksum(src, dst) {
-		s.drop(f, DropBadChecksum)
-		return
-	}
-	if a := netip.AddrFrom16(src); a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() {
-		s.drop(f, DropNotOurs)
-		return
-	}
-	if !s.replyMACs(eth) {
-		s.drop(f, DropBadSource)
-		return
-	}
-	ip.SetSrc(dst)
-	ip.SetDst(src)
-	ip.SetHopLimit(EchoTTL)
-	m.SetType(proto.ICMPv6EchoReply)
-	m.SetChecksum(proto.ICMPv6Checksum(dst, src, m))
-	f.Data = f.Data[:proto.EthernetLen+len(ip)]
-	s.stats.EchoV6++
-	s.send(f)
 }
 
 // sink is the Shard as the neighbor table's neighbor.Sink. Its methods run

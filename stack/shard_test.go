@@ -250,7 +250,7 @@ func TestShardDrops(t *testing.T) {
 	badsum[len(badsum)-1] ^= 0xff
 	bad6 := bytes.Clone(good6)
 	bad6[len(bad6)-1] ^= 0xff
-	frag := bytes.Clone(good4)
+	frag := echo4(h.ourMAC, h.peerMAC, peer4, our4, []byte("payload")) // 15 bytes: not a multiple of 8
 	ipf, _ := proto.ParseIPv4(frag[14:])
 	ipf.SetFlagsFragmentOffset(proto.IPv4FlagMoreFragments, 0)
 	ipf.UpdateChecksum()
@@ -260,12 +260,11 @@ func TestShardDrops(t *testing.T) {
 	ipu, _ := proto.ParseIPv4(udp[14:])
 	ipu.SetProtocol(proto.IPProtoUDP)
 	ipu.UpdateChecksum()
-	frag6 := bytes.Clone(good6)
-	frag6[14+6] = proto.IPProtoFragment
 	hbh6 := bytes.Clone(good6)
 	hbh6[14+6] = proto.IPProtoHopByHop
 	reply := echo4(h.ourMAC, h.peerMAC, peer4, our4, nil)
 	reply[14+20] = proto.ICMPv4EchoReply
+	proto.ICMPv4(reply[14+20:]).UpdateChecksum()
 	cases := []struct {
 		name  string
 		frame []byte
@@ -283,10 +282,9 @@ func TestShardDrops(t *testing.T) {
 		{"icmpv6 checksum", bad6, DropBadChecksum},
 		{"not ours", other, DropNotOurs},
 		{"other host's MAC", echo4([6]byte{2, 0, 0, 0, 0, 7}, h.peerMAC, peer4, our4, nil), DropNotOurs},
-		{"fragment", frag, DropFragment},
-		{"udp", udp, DropProtocol},
-		{"ipv6 fragment", frag6, DropFragment},
-		{"ipv6 hop-by-hop", hbh6, DropExtHeader},
+		{"bad fragment", frag, DropReasm},
+		{"udp length", udp, DropMalformed},
+		{"ipv6 hop-by-hop, unknown upper layer", hbh6, DropProtocol},
 		{"echo reply", reply, DropProtocol},
 		{"group source MAC", mcastSrc, DropBadSource},
 		{"ns for another", neighborSolicit(h.peerMAC, peer6, netip.MustParseAddr("fd00:90::3")), DropNeighbor},
