@@ -18,7 +18,7 @@ import (
 func (c *common) config(ports []dataplane.PortConfig, pl func(q int) *pipeline.Pipeline) dataplane.Config {
 	return dataplane.Config{
 		Ports: ports, Queues: c.queues, XDPMode: c.mode, Socket: c.opts, FrameSize: c.frameSize,
-		HugePages: c.huge, BatchSize: c.batch, Busy: c.busy, CPUs: c.cpus, Pin: sched.Pin, Pipeline: pl,
+		HugePages: c.huge, BatchSize: c.batch, Busy: c.busy, CPUs: c.cpus, Pin: sched.Pin, Pipeline: c.ops.wrap(pl),
 	}
 }
 
@@ -30,6 +30,10 @@ func (c *common) runDataPath(ctx context.Context, out io.Writer, name string, cf
 		return err
 	}
 	defer dp.Close()
+	defer c.ops.stop()
+	if err := c.ops.start(dp, name); err != nil {
+		return err
+	}
 	for _, p := range dp.Ports {
 		mode := "copy"
 		if len(p.Sockets) > 0 {
@@ -217,6 +221,10 @@ func cmdTxgen(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer dp.Close()
+	defer c.ops.stop()
+	if err := c.ops.start(dp, "txgen"); err != nil {
+		return err
+	}
 	p := dp.Ports[0]
 	var sm [6]byte
 	copy(sm[:], p.MAC)

@@ -28,7 +28,12 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	size := fs.Int("size", 60, "frame size without FCS")
 	flows := fs.Int("flows", 16, "UDP flows")
 	faults := fs.String("fault", "", "faults l2fwd injects (see tyfwd l2fwd -h), e.g. loss=0.1")
+	var o ops // ops.go: --admin and --capture go to the forwarder, logs to every process
+	o.register(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := o.validateDemo(); err != nil {
 		return err
 	}
 	if *dur <= 0 || *rate < 0 {
@@ -79,6 +84,9 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 		{name: "fwd", ns: fwd, args: []string{"l2fwd", "-i", "fin", "-o", "fout", "--dst-mac", s0.MAC.String(), "--duration", secs(*dur + 2*time.Second), "--fault", *faults}},
 		{name: "gen", ns: gen, args: []string{"txgen", "-i", "g0", "--dst-mac", fin.MAC.String(), "--src", "10.99.0.1", "--dst", "10.99.1.1",
 			"--rate", strconv.FormatFloat(*rate, 'f', 0, 64), "--size", strconv.Itoa(*size), "--flows", strconv.Itoa(*flows), "--duration", secs(*dur)}},
+	}
+	for _, p := range procs {
+		p.args = append(p.args, o.childArgs(p.name)...)
 	}
 	var wg sync.WaitGroup
 	var outMu sync.Mutex

@@ -40,6 +40,7 @@ type common struct {
 	cpus []int
 	mode bpf.Mode
 	opts xsk.SocketOptions
+	ops  ops // operations flags: ops.go
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -62,6 +63,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.quiet, "quiet", false, "print only the final summary")
 	fs.BoolVar(&c.busyPoll, "busy-poll", false, "set SO_PREFER_BUSY_POLL, SO_BUSY_POLL (20 us) and SO_BUSY_POLL_BUDGET (--batch) on the sockets")
 	fs.BoolVar(&c.noWakeup, "no-need-wakeup", false, "disable need_wakeup (kick the kernel on every batch)")
+	c.ops.register(fs)
 }
 
 func (c *common) validate() error {
@@ -100,7 +102,7 @@ func (c *common) validate() error {
 	}
 	c.opts = xsk.SocketOptions{RxSize: c.rxSize, TxSize: c.txSize, FillSize: c.fillSize, CompSize: c.compSize,
 		Bind: bm, NoNeedWakeup: c.noWakeup, BusyPoll: c.busyPoll, BusyPollUsec: 20, BusyPollBudget: c.batch}
-	return nil
+	return c.ops.validate()
 }
 
 // parse parses args; -h prints the flags and returns errHelp.
