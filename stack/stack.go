@@ -96,6 +96,28 @@ func New(links []link.Link, cfg Config) (*Stack, error) {
 	if len(links) == 0 {
 		return nil, errors.New("stack: no links")
 	}
+	st, err := newStack(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range links {
+		s, err := newShard(st, i, l)
+		if err != nil {
+			return nil, err
+		}
+		st.shards = append(st.shards, s)
+	}
+	return st, nil
+}
+
+// CheckConfig reports what New would reject in cfg's addresses, routes and
+// gateways, without links.
+func CheckConfig(cfg Config) error {
+	_, err := newStack(cfg)
+	return err
+}
+
+func newStack(cfg Config) (*Stack, error) {
 	cfg.fill()
 	st := &Stack{cfg: cfg, routes: route.New(), seed: uint64(time.Now().UnixNano()) | 1}
 	st.ephemeral = ephemeralLow + uint32(st.seed%uint64(ephemeralHigh-ephemeralLow))
@@ -135,13 +157,6 @@ func New(links []link.Link, cfg Config) (*Stack, error) {
 		if err := st.routes.Add(route.Route{Dst: dst, Gateway: g}); err != nil {
 			return nil, fmt.Errorf("stack: gateway %v: %w", g, err)
 		}
-	}
-	for i, l := range links {
-		s, err := newShard(st, i, l)
-		if err != nil {
-			return nil, err
-		}
-		st.shards = append(st.shards, s)
 	}
 	return st, nil
 }

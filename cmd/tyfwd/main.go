@@ -8,6 +8,7 @@
 //	tyfwd l2fwd  -i IFACE_IN -o IFACE_OUT [--dst-mac MAC] [flags]
 //	tyfwd txgen  -i IFACE --dst-mac MAC --src IP --dst IP [--size 60] [--rate PPS] [--flows N] [flags]
 //	tyfwd demo   [--duration 5s]
+//	tyfwd serve  -i IFACE --addr 10.0.0.2/24 [--addr fd00::2/64] [--gateway IP] [--queues N] [--cores LIST]
 //
 // Every command prints per-second statistics and one final line starting
 // with "summary:" of key=value pairs, and detaches cleanly on SIGINT and
@@ -34,6 +35,7 @@ var commands = map[string]func(ctx context.Context, args []string, out io.Writer
 	"l2fwd":  cmdL2fwd,
 	"txgen":  cmdTxgen,
 	"demo":   cmdDemo,
+	"serve":  cmdServe,
 }
 
 const usage = `usage: tyfwd COMMAND [flags]
@@ -43,6 +45,7 @@ commands:
   l2fwd    forward frames from one interface to another, rewriting MACs
   txgen    send UDP flows (IPv4 or IPv6) at a given size, rate and flow count
   demo     build two namespaces and a forwarder, run txgen -> l2fwd -> rxdrop
+  serve    run the host stack on an interface: ICMP echo, UDP echo/discard/stats
 
 Run 'tyfwd COMMAND -h' for the flags of a command.
 `
