@@ -15,6 +15,7 @@ import (
 	"github.com/tygress/tygress/proto"
 	"github.com/tygress/tygress/stack/neighbor"
 	"github.com/tygress/tygress/stack/reasm"
+	"github.com/tygress/tygress/stack/timer"
 )
 
 // EchoTTL is the TTL (IPv4) and hop limit (IPv6) of echo replies.
@@ -162,6 +163,13 @@ type Shard struct {
 	pmtu     map[[16]byte]pmtuEntry
 	expired  func(reasm.Expired)
 
+	// The shard's timers run from one wheel: the neighbor table's and the
+	// reassembler's next deadlines are timers on it (TCP and QUIC timers
+	// will join them).
+	wheel   *timer.Wheel
+	nbTimer timer.Timer
+	rsTimer timer.Timer
+
 	// Neighbor replies other shards received (ARP replies and neighbor
 	// advertisements land on whatever queue the peer picked): they push
 	// under nbMu, this shard pops without a lock. Control-plane rate only.
@@ -220,6 +228,9 @@ func newShard(st *Stack, id int, l link.Link) (*Shard, error) {
 		return nil, fmt.Errorf("stack: link MTU %d is below 576", s.mtu)
 	}
 	s.expired = s.reasmExpired
+	s.wheel = timer.NewWheel(time.Millisecond, 0)
+	s.nbTimer.Init(func(now int64) { s.nb.Tick(now) })
+	s.rsTimer.Init(func(now int64) { s.rs.Tick(now, s.expired) })
 	ncfg := cfg.Neighbor
 	ncfg.MAC = s.mac
 	ncfg.Seed ^= uint64(id)
@@ -275,7 +286,25 @@ func (s *Shard) Announce() {
 }
 
 // Next returns when the shard's next timer is due (math.MaxInt64: none).
-func (s *Shard) Next() int64 { return min(s.nb.Next(), s.rs.Next()) }
+func (s *Shard) Next() int64 {
+	s.arm()
+	return s.wheel.Next()
+}
+
+// arm keeps the wheel's timers at the deadlines the neighbor table and the
+// reassembler ask for.
+func (s *Shard) arm() {
+	rearm := func(t *timer.Timer, next int64) {
+		switch {
+		case next == math.MaxInt64:
+			s.wheel.Stop(t)
+		case !t.Pending() || t.Deadline() != next:
+			s.wheel.Schedule(t, next)
+		}
+	}
+	rearm(&s.nbTimer, s.nb.Next())
+	rearm(&s.rsTimer, s.rs.Next())
+}
 
 // Poll receives one batch from the link and handles it, sends a batch of
 // the datagrams sockets queued, runs the timers due at now, transmits what
@@ -297,12 +326,8 @@ func (s *Shard) Poll(now int64) int {
 	if !s.nbq.empty() {
 		s.sharedNeighbors(now)
 	}
-	if now >= s.nb.Next() {
-		s.nb.Tick(now)
-	}
-	if now >= s.rs.Next() {
-		s.rs.Tick(now, s.expired)
-	}
+	s.arm()
+	s.wheel.Advance(now)
 	s.transmit()
 	s.l.Flush()
 	if n > 0 {
