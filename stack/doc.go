@@ -3,17 +3,19 @@
 //
 // # Model
 //
-// The stack is sharded: there is one Shard per core and link queue, owned
+// A Stack is sharded: there is one Shard per core and link queue, owned
 // by one goroutine (its worker, see Shard.Run) that is the only one to
-// touch the shard, its link.Link and its neighbor.Table. Shards share
-// nothing on the data path, so there are no locks: steering (the XDP
-// program in package bpf, RSS in the NIC) decides which shard sees a
-// frame. Every shard holds the same addresses and answers for them.
+// touch the shard, its link.Link, its neighbor.Table, its reassembler and
+// its timer wheel. Steering (the XDP program in package bpf, RSS in the
+// NIC) decides which shard sees a frame; every shard holds the same
+// addresses and routes and answers for them. Sockets (UDPConn) are shared:
+// they meet the shards in single-producer single-consumer rings, so no
+// lock is taken on the data path.
 //
 // A worker loop is Poll, then, when Poll found nothing, link.Wait until the
-// neighbor table's next deadline (or Wake). Poll receives a batch, handles
-// every frame, transmits what it produced, runs the neighbor timers that
-// are due and flushes the link once. Time is nanoseconds on any monotonic
+// timer wheel's next deadline (or Wake: a socket queued a datagram). Poll
+// receives a batch, handles every frame, sends a batch of queued
+// datagrams, runs the timers that are due and flushes the link once. Time is nanoseconds on any monotonic
 // scale (Run uses the time since NewShard); the shard never reads the clock
 // in Poll.
 //
@@ -31,26 +33,27 @@
 //
 // # What it does
 //
-//   - ARP, and IPv6 neighbor solicitations and advertisements (no extension
-//     headers), go to the shard's neighbor.Table, which answers for our
-//     addresses and learns neighbors. Addresses are assigned at once (no
-//     duplicate address detection); Announce sends a gratuitous ARP and an
-//     unsolicited NA for each, and Run calls it on start.
-//   - ICMPv4 echo requests to one of our addresses are answered in place:
-//     MACs and IP addresses swapped, TTL 64, type 0, both checksums updated
-//     incrementally.
-//   - ICMPv6 echo requests to one of our unicast addresses are answered in
-//     place: addresses swapped, hop limit 64, type 129, checksum recomputed.
+//   - ARP, and IPv6 neighbor solicitations and advertisements, go to the
+//     shard's neighbor.Table, which answers for our addresses and learns
+//     neighbors; replies are shared with the other shards. Announce sends
+//     a gratuitous ARP and an unsolicited NA for each address.
+//   - IPv4 (options skipped) and IPv6 (extension headers walked) packets to
+//     our addresses; fragments go to the shard's stack/reasm reassembler.
+//   - ICMP echo requests are answered in place when the packet is whole and
+//     plain, else through the output path.
+//   - UDP datagrams are checksum-verified and copied into the receive ring
+//     of the socket bound to them (UDPConn); datagrams sockets write are
+//     routed (stack/route), fragmented to the path MTU and sent through the
+//     neighbor table.
+//   - ICMP errors are sent (rate limited) for closed ports, unknown
+//     protocols and expired reassembly, and received ones update sockets
+//     (ECONNREFUSED) and the path MTU cache.
 //   - Everything else is released and counted under a DropReason.
 //
 // # Missing
 //
-// No routing: replies go back to the MAC the request came from, and there
-// is no route table, default gateway or output path through
-// neighbor.Table.Resolve yet. No IP fragments (IPv4 fragments and IPv6
-// fragment headers are dropped; reassembly belongs to package stack/reasm,
-// not wired in yet). No IPv4 options (dropped), no IPv6 extension headers,
-// no VLAN tags, no multicast or broadcast echo, no ICMP errors (port or
-// host unreachable), no UDP or TCP sockets, no DAD or router discovery, and
-// no way to change the addresses of a running shard.
+// TCP and QUIC (they come next, on the same Stack), IPv6 router discovery
+// and DAD in the shard (addresses are assigned at once), multicast and
+// broadcast UDP, VLAN tags, forwarding, and changing the addresses or the
+// routes of a running stack.
 package stack

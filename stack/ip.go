@@ -546,7 +546,7 @@ func (s *Shard) sendICMPError(now int64, v6 bool, src, dst *[16]byte, typ, code 
 // The quoted header was checked when the fragment arrived: its source can
 // be answered and its destination is ours.
 func (s *Shard) reasmExpired(e reasm.Expired) {
-	now := s.Now()
+	now := s.tickNow
 	if e.Key.IsIPv6() {
 		ip, err := proto.ParseIPv6Quoted(e.Header)
 		if err != nil {

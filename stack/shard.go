@@ -169,6 +169,7 @@ type Shard struct {
 	wheel   *timer.Wheel
 	nbTimer timer.Timer
 	rsTimer timer.Timer
+	tickNow int64 // now of the running reassembly Tick
 
 	// Neighbor replies other shards received (ARP replies and neighbor
 	// advertisements land on whatever queue the peer picked): they push
@@ -230,7 +231,10 @@ func newShard(st *Stack, id int, l link.Link) (*Shard, error) {
 	s.expired = s.reasmExpired
 	s.wheel = timer.NewWheel(time.Millisecond, 0)
 	s.nbTimer.Init(func(now int64) { s.nb.Tick(now) })
-	s.rsTimer.Init(func(now int64) { s.rs.Tick(now, s.expired) })
+	s.rsTimer.Init(func(now int64) {
+		s.tickNow = now
+		s.rs.Tick(now, s.expired)
+	})
 	ncfg := cfg.Neighbor
 	ncfg.MAC = s.mac
 	ncfg.Seed ^= uint64(id)
