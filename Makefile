@@ -48,7 +48,7 @@ test-race:
 
 # Each fuzz target runs briefly; `make fuzz FUZZTIME=10m` runs them longer.
 fuzz-short:
-	@set -e; for pkg in ./proto ./sched ./stack/reasm ./stack/neighbor; do \
+	@set -e; for pkg in ./proto ./sched ./stack ./stack/reasm ./stack/neighbor; do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
 			log=$$(mktemp); \
@@ -67,6 +67,7 @@ test: deps lint test-unit test-race fuzz-short
 
 bench: deps build
 	cd bench && $(GO) run ./cmd/benchrun
+	cd bench && $(GO) run ./cmd/udpecho
 
 demo: deps build
 	./$(BIN) demo

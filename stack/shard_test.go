@@ -23,7 +23,7 @@ var (
 // memHost is a shard on endpoint B of a memory link and the test's peer on
 // endpoint A, both driven by the test goroutine.
 type memHost struct {
-	t       *testing.T
+	t       testing.TB
 	peer    *link.Mem
 	s       *Shard
 	peerMAC [6]byte
@@ -33,7 +33,7 @@ type memHost struct {
 	one     []pipeline.Frame
 }
 
-func newMemHost(t *testing.T) *memHost {
+func newMemHost(t testing.TB) *memHost {
 	t.Helper()
 	a, b, err := link.NewMemPair(link.DefaultMemOptions())
 	if err != nil {

@@ -70,7 +70,7 @@ func newPair(t *testing.T, opts link.MemOptions, cfgA, cfgB Config) *pair {
 	return &pair{a: a, b: b, la: la, lb: lb}
 }
 
-func listen(t *testing.T, st *Stack, network, addr string) *UDPConn {
+func listen(t testing.TB, st *Stack, network, addr string) *UDPConn {
 	t.Helper()
 	c, err := st.ListenPacket(network, addr)
 	if err != nil {

@@ -53,4 +53,6 @@ type Stats struct {
 	Evictions               uint64 // entries evicted to make room
 	Expired                 uint64 // entries deleted after failed probing
 	DADSucceeded, DADFailed uint64
+
+	Queued int // packets waiting for resolution now (a gauge)
 }

@@ -334,11 +334,13 @@ func (t *Table[P]) enqueue(i int32, p P) {
 		q[e.qhead] = zero
 		e.qhead = (e.qhead + 1) % m
 		e.qlen--
+		t.stats.Queued--
 		t.stats.Drops[QueueFull]++
 		t.sink.Drop(old, QueueFull)
 	}
 	q[(e.qhead+e.qlen)%m] = p
 	e.qlen++
+	t.stats.Queued++
 }
 
 // flush drops entry i's queue with why.
@@ -351,6 +353,7 @@ func (t *Table[P]) flush(i int32, why Reason) {
 		q[e.qhead] = zero
 		e.qhead = (e.qhead + 1) % uint16(len(q))
 		e.qlen--
+		t.stats.Queued--
 		t.stats.Drops[why]++
 		t.sink.Drop(p, why)
 	}
@@ -366,6 +369,7 @@ func (t *Table[P]) release(i int32) {
 		q[e.qhead] = zero
 		e.qhead = (e.qhead + 1) % uint16(len(q))
 		e.qlen--
+		t.stats.Queued--
 		t.stats.Released++
 		t.sink.Release(p, e.mac)
 	}
