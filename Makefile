@@ -44,7 +44,7 @@ test-unit:
 	cd bench && $(GO) test -count=1 ./...
 
 test-race:
-	$(GO) test -count=1 -race ./sched ./pipeline ./xsk ./link/...
+	$(GO) test -count=1 -race ./sched ./pipeline ./xsk ./link/... ./stack
 
 # Each fuzz target runs briefly; `make fuzz FUZZTIME=10m` runs them longer.
 fuzz-short:

@@ -104,7 +104,7 @@ type UDPConn struct {
 	keys  []sockKey      // bound keys, for Close
 	ckey  connKey
 
-	rings []*dgramRing // receive buffers, one per shard (producer: that shard)
+	rings atomic.Pointer[ringSet] // receive buffers, one per shard (producer: that shard)
 	rmu   sync.Mutex   // readers
 	next  int          // next ring to read, under rmu
 	rwait atomic.Int32 // readers waiting for a datagram
@@ -257,10 +257,7 @@ func (st *Stack) bind(fam int, la, ra netip.AddrPort) (*UDPConn, error) {
 	}
 	c.rdl.init()
 	c.wdl.init()
-	c.rings = make([]*dgramRing, len(st.shards))
-	for i := range c.rings {
-		c.rings[i] = newDgramRing(st.cfg.UDPRecvBuffer)
-	}
+	c.rings.Store(newRingSet(len(st.shards), st.cfg.UDPRecvBuffer, nil))
 
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -459,9 +456,45 @@ func (c *UDPConn) SetReadDeadline(t time.Time) error { c.rdl.set(t); return nil 
 // queue.
 func (c *UDPConn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
 
-// SetReadBuffer is accepted for compatibility (quic-go calls it); the
-// receive buffer is Config.UDPRecvBuffer.
-func (c *UDPConn) SetReadBuffer(int) error { return nil }
+// ringSet is a socket's receive rings: the current ones, and those a
+// SetReadBuffer replaced, which readers keep draining (a shard may still
+// push into them for a moment after the swap).
+type ringSet struct {
+	cur  []*dgramRing
+	old  []*dgramRing
+	size int
+}
+
+func newRingSet(shards, size int, prev *ringSet) *ringSet {
+	rs := &ringSet{cur: make([]*dgramRing, shards), size: size}
+	for i := range rs.cur {
+		rs.cur[i] = newDgramRing(size)
+	}
+	if prev != nil {
+		rs.old = append(append([]*dgramRing(nil), prev.old...), prev.cur...)
+	}
+	return rs
+}
+
+// MaxRecvBuffer bounds SetReadBuffer.
+const MaxRecvBuffer = 64 << 20
+
+// SetReadBuffer grows the receive buffer (per shard) to at least bytes, at
+// most MaxRecvBuffer; it never shrinks it. quic-go asks for 7 MiB.
+func (c *UDPConn) SetReadBuffer(bytes int) error {
+	if bytes < 0 {
+		return c.opErr("set", syscall.EINVAL)
+	}
+	bytes = min(bytes, MaxRecvBuffer)
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	cur := c.rings.Load()
+	if bytes <= cur.size {
+		return nil
+	}
+	c.rings.Store(newRingSet(len(cur.cur), bytes, cur))
+	return nil
+}
 
 // SetWriteBuffer is accepted for compatibility; the send queue is
 // Config.SendQueue.
@@ -591,7 +624,13 @@ func (c *UDPConn) read(b []byte) (int, netip.AddrPort, error) {
 }
 
 func (c *UDPConn) allEmpty() bool {
-	for _, r := range c.rings {
+	rs := c.rings.Load()
+	for _, r := range rs.old {
+		if !r.empty() {
+			return false
+		}
+	}
+	for _, r := range rs.cur {
 		if !r.empty() {
 			return false
 		}
@@ -609,9 +648,17 @@ func (c *UDPConn) notify() {
 // dequeue takes one datagram from the rings, round robin. Under rmu.
 func (c *UDPConn) dequeue(b []byte) (int, netip.AddrPort, bool) {
 	var h dgram
-	for i := range c.rings {
-		k := (c.next + i) % len(c.rings)
-		r := c.rings[k]
+	rs := c.rings.Load()
+	for _, r := range rs.old {
+		if p, ok := r.peek(&h); ok {
+			n := copy(b, p)
+			r.pop(&h)
+			return n, netip.AddrPortFrom(addrFrom16(&h.raddr, h.v6), h.rport), true
+		}
+	}
+	for i := range rs.cur {
+		k := (c.next + i) % len(rs.cur)
+		r := rs.cur[k]
 		p, ok := r.peek(&h)
 		if !ok {
 			continue
@@ -627,7 +674,7 @@ func (c *UDPConn) dequeue(b []byte) (int, netip.AddrPort, bool) {
 // deliver queues a received datagram; it runs on shard i. It reports false
 // when the receive buffer is full.
 func (c *UDPConn) deliver(i int, h *dgram, payload []byte) bool {
-	if !c.rings[i].push(h, payload, nil) {
+	if !c.rings.Load().cur[i].push(h, payload, nil) {
 		c.rxDropped.Add(1)
 		return false
 	}

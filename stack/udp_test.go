@@ -407,3 +407,42 @@ func TestRouting(t *testing.T) {
 		t.Fatal("off-link gateway accepted")
 	}
 }
+
+// TestUDPSetReadBuffer: growing the buffer keeps what the old one held and
+// then takes more.
+func TestUDPSetReadBuffer(t *testing.T) {
+	p := newPair(t, link.DefaultMemOptions(), Config{}, Config{UDPRecvBuffer: 8192})
+	srv := listen(t, p.b, "udp4", ":7400")
+	cli := listen(t, p.a, "udp4", ":0")
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(addrB4, 7400))
+	send := func(n int) {
+		for range n {
+			if _, err := cli.WriteTo(make([]byte, 1000), to); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wait := func(total uint64) {
+		deadline := time.Now().Add(5 * time.Second)
+		for srv.Stats().RxDatagrams+srv.Stats().RxDropped < total && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	send(3)
+	wait(3)
+	if err := srv.SetReadBuffer(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	send(100)
+	wait(103)
+	if st := srv.Stats(); st.RxDropped != 0 || st.RxDatagrams != 103 {
+		t.Fatalf("after growing: %+v", st)
+	}
+	buf := make([]byte, 2000)
+	for i := range 103 {
+		srv.SetReadDeadline(time.Now().Add(time.Second))
+		if _, _, err := srv.ReadFrom(buf); err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+	}
+}
