@@ -103,8 +103,8 @@ func (s *Shard) inputIPv6(now int64, f *pipeline.Frame, eth proto.Ethernet) {
 		switch m.Type() {
 		case proto.ICMPv6NeighborSolicitation, proto.ICMPv6NeighborAdvertisement:
 			r := s.nb.InputNDP(now, eth.Src(), ip)
-			if r == neighbor.OK && m.Type() == proto.ICMPv6NeighborAdvertisement {
-				s.share(f.Data)
+			if m.Type() == proto.ICMPv6NeighborAdvertisement && (r == neighbor.OK || s.id != 0 && s.st.cfg.DAD) {
+				s.share(f.Data) // shard 0 may be running DAD for its target
 			}
 			s.neighbor(f, r)
 			return

@@ -69,17 +69,19 @@ type Stats struct {
 	Transmitted  uint64 // frames link.Transmit accepted
 	TxRefused    uint64 // frames link.Transmit dropped (link.Stats says why)
 
-	Fragments   uint64 // fragments taken by reassembly (their frames are released)
-	Reassembled uint64 // datagrams reassembled
-	UDPRx       uint64 // UDP datagrams delivered to sockets
-	UDPTx       uint64 // UDP datagrams sent (before fragmentation)
-	FragsOut    uint64 // fragments sent
-	TooBig      uint64 // datagrams not sent: more fragments than a shard sends at once
-	NoRoute     uint64 // replies and errors not sent: no route back
-	ICMPOut     uint64 // ICMP errors sent
-	ICMPLimited uint64 // ICMP errors not sent: rate limit
-	ICMPIn      uint64 // ICMP errors received that quote our packets
-	PMTUUpdates uint64 // path MTU lowered by a packet too big / fragmentation needed
+	Fragments    uint64 // fragments taken by reassembly (their frames are released)
+	Reassembled  uint64 // datagrams reassembled
+	UDPRx        uint64 // UDP datagrams delivered to sockets
+	UDPTx        uint64 // UDP datagrams sent (before fragmentation)
+	FragsOut     uint64 // fragments sent
+	TooBig       uint64 // datagrams not sent: more fragments than a shard sends at once
+	NoRoute      uint64 // replies and errors not sent: no route back
+	ICMPOut      uint64 // ICMP errors sent
+	ICMPLimited  uint64 // ICMP errors not sent: rate limit
+	ICMPIn       uint64 // ICMP errors received that quote our packets
+	PMTUUpdates  uint64 // path MTU lowered by a packet too big / fragmentation needed
+	DADSucceeded uint64 // IPv6 addresses assigned after duplicate address detection
+	DADFailed    uint64 // IPv6 addresses another node already uses (not used)
 
 	Drops [NumDropReasons]uint64 // received frames dropped, by reason
 }
@@ -113,6 +115,8 @@ func (s *Stats) add(o Stats) {
 	s.ICMPLimited += o.ICMPLimited
 	s.ICMPIn += o.ICMPIn
 	s.PMTUUpdates += o.PMTUUpdates
+	s.DADSucceeded += o.DADSucceeded
+	s.DADFailed += o.DADFailed
 	for i := range s.Drops {
 		s.Drops[i] += o.Drops[i]
 	}
@@ -170,6 +174,9 @@ type Shard struct {
 	nbTimer timer.Timer
 	rsTimer timer.Timer
 	tickNow int64 // now of the running reassembly Tick
+
+	dadStarted bool   // shard 0: DAD probes sent
+	dadSeen    uint32 // Stack.dadGen at the last syncAddrs
 
 	// Neighbor replies other shards received (ARP replies and neighbor
 	// advertisements land on whatever queue the peer picked): they push
@@ -244,9 +251,7 @@ func newShard(st *Stack, id int, l link.Link) (*Shard, error) {
 		rcfg = reasm.DefaultConfig()
 	}
 	s.rs = reasm.New(rcfg)
-	for _, p := range st.addrs {
-		s.nb.AddAddress(p.Addr())
-	}
+	s.syncAddrs()
 	return s, nil
 }
 
@@ -281,9 +286,35 @@ func (s *Shard) PublishedStats() Stats {
 // Now returns the shard's clock as Run uses it: nanoseconds since NewShard.
 func (s *Shard) Now() int64 { return int64(time.Since(s.start)) }
 
+// syncAddrs gives the neighbor table the addresses that are assigned:
+// IPv4 ones at once, IPv6 ones once DAD (on shard 0) let them be.
+func (s *Shard) syncAddrs() {
+	s.dadSeen = s.st.dadGen.Load()
+	for _, p := range s.st.addrs {
+		a := p.Addr()
+		if ours, tentative := s.nb.Addresses(a); ours && !tentative {
+			continue
+		}
+		if a.Is4() || s.st.ours6(a.As16()) {
+			s.nb.AddAddress(a)
+		}
+	}
+}
+
 // Announce sends a gratuitous ARP for every IPv4 address and an
-// unsolicited neighbor advertisement for every IPv6 address, and flushes.
+// unsolicited neighbor advertisement for every assigned IPv6 address, and
+// flushes. On shard 0 of a stack with Config.DAD it also starts duplicate
+// address detection for the tentative IPv6 addresses (once).
 func (s *Shard) Announce() {
+	if s.id == 0 && s.st.cfg.DAD && !s.dadStarted {
+		s.dadStarted = true
+		now := s.Now()
+		for i, a := range s.st.v6 {
+			if s.st.v6st[i].Load() == addrTentative {
+				s.nb.StartDAD(now, netip.AddrFrom16(a))
+			}
+		}
+	}
 	s.nb.Announce()
 	s.transmit()
 	s.l.Flush()
@@ -327,6 +358,9 @@ func (s *Shard) Poll(now int64) int {
 		s.rel = s.rel[:0]
 	}
 	n += s.drainTx(now)
+	if s.st.dadGen.Load() != s.dadSeen {
+		s.syncAddrs()
+	}
 	if !s.nbq.empty() {
 		s.sharedNeighbors(now)
 	}
@@ -530,7 +564,14 @@ type sink Shard
 // Send builds the frame a describes in a buffer from the link.
 func (k *sink) Send(a *neighbor.Action) {
 	s := (*Shard)(k)
-	if a.Kind == neighbor.DADSucceeded || a.Kind == neighbor.DADFailed {
+	switch a.Kind {
+	case neighbor.DADSucceeded:
+		s.st.setV6State(a.Target, addrAssigned)
+		s.stats.DADSucceeded++
+		return
+	case neighbor.DADFailed:
+		s.st.setV6State(a.Target, addrDuplicate)
+		s.stats.DADFailed++
 		return
 	}
 	if s.l.Alloc(s.one) == 0 {

@@ -50,6 +50,11 @@ type Config struct {
 	// CPUs pins shard i's goroutine to CPUs[i % len(CPUs)] in Run; empty:
 	// no pinning.
 	CPUs []int
+	// DAD runs duplicate address detection (RFC 4862) for the IPv6
+	// addresses when the stack starts: they are tentative (not answered
+	// for, not used) until it succeeds, and unusable if it fails. Shard 0
+	// probes; the others take the address when it is assigned.
+	DAD bool
 }
 
 func (c *Config) fill() {
@@ -82,6 +87,8 @@ type Stack struct {
 	routes *route.Table // read-only after New: shared by shards and socket writers
 	v4     [][4]byte
 	v6     [][16]byte
+	v6st   []atomic.Int32 // per v6 address: addrAssigned, addrTentative or addrDuplicate
+	dadGen atomic.Uint32  // bumped when a v6 address changes state
 	addrs  []netip.Prefix
 	seed   uint64
 
@@ -143,6 +150,12 @@ func newStack(cfg Config) (*Stack, error) {
 	for _, r := range cfg.Routes {
 		if err := st.routes.Add(r); err != nil {
 			return nil, fmt.Errorf("stack: route %v: %w", r.Dst, err)
+		}
+	}
+	st.v6st = make([]atomic.Int32, len(st.v6))
+	if cfg.DAD {
+		for i := range st.v6st {
+			st.v6st[i].Store(addrTentative)
 		}
 	}
 	for _, g := range cfg.Gateways {
@@ -237,12 +250,54 @@ func (st *Stack) ours4(a [4]byte) bool {
 }
 
 func (st *Stack) ours6(a [16]byte) bool {
-	for _, o := range st.v6 {
+	for i, o := range st.v6 {
 		if o == a {
-			return true
+			return st.v6st[i].Load() == addrAssigned
 		}
 	}
 	return false
+}
+
+// IPv6 address states (Config.DAD).
+const (
+	addrAssigned = iota
+	addrTentative
+	addrDuplicate
+)
+
+// setV6State records the result of DAD for a.
+func (st *Stack) setV6State(a netip.Addr, state int32) {
+	for i, o := range st.v6 {
+		if o == a.As16() {
+			st.v6st[i].Store(state)
+			st.dadGen.Add(1)
+		}
+	}
+}
+
+// AddrState describes one of the stack's addresses.
+type AddrState struct {
+	Prefix    netip.Prefix
+	Tentative bool // IPv6 duplicate address detection is running
+	Duplicate bool // DAD found another node using it: not used
+}
+
+// AddrStates returns the state of every address. Safe for concurrent use.
+func (st *Stack) AddrStates() []AddrState {
+	var out []AddrState
+	for _, p := range st.addrs {
+		as := AddrState{Prefix: p}
+		if !p.Addr().Is4() {
+			for i, o := range st.v6 {
+				if o == p.Addr().As16() {
+					s := st.v6st[i].Load()
+					as.Tentative, as.Duplicate = s == addrTentative, s == addrDuplicate
+				}
+			}
+		}
+		out = append(out, as)
+	}
+	return out
 }
 
 // source picks our address to send to dst through r: the route's preferred
@@ -255,7 +310,7 @@ func (st *Stack) source(r *route.Route, dst netip.Addr) (netip.Addr, bool) {
 	hop := route.NextHop(r, dst)
 	var first netip.Addr
 	for _, p := range st.addrs {
-		if p.Addr().Is4() != dst.Is4() {
+		if p.Addr().Is4() != dst.Is4() || !p.Addr().Is4() && !st.ours6(p.Addr().As16()) {
 			continue
 		}
 		if p.Contains(hop) {

@@ -105,9 +105,9 @@ type UDPConn struct {
 	ckey  connKey
 
 	rings atomic.Pointer[ringSet] // receive buffers, one per shard (producer: that shard)
-	rmu   sync.Mutex   // readers
-	next  int          // next ring to read, under rmu
-	rwait atomic.Int32 // readers waiting for a datagram
+	rmu   sync.Mutex              // readers
+	next  int                     // next ring to read, under rmu
+	rwait atomic.Int32            // readers waiting for a datagram
 	rnote chan struct{}
 
 	done      chan struct{}

@@ -446,3 +446,47 @@ func TestUDPSetReadBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestDAD: with Config.DAD an IPv6 address is tentative until duplicate
+// address detection succeeds, and never used when another node holds it.
+func TestDAD(t *testing.T) {
+	dup := netip.MustParsePrefix("fd00:91::77/64")
+	p := newPair(t, link.DefaultMemOptions(), Config{Addrs: []netip.Prefix{dup}}, Config{DAD: true, Addrs: []netip.Prefix{dup}})
+	states := func() map[netip.Addr]AddrState {
+		m := map[netip.Addr]AddrState{}
+		for _, s := range p.b.AddrStates() {
+			m[s.Prefix.Addr()] = s
+		}
+		return m
+	}
+	if s := states()[addrB6]; !s.Tentative {
+		t.Fatalf("B's %v is not tentative at start: %+v", addrB6, s)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for states()[addrB6].Tentative && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := states()
+	if st[addrB6].Tentative || st[addrB6].Duplicate {
+		t.Fatalf("B's %v after DAD: %+v", addrB6, st[addrB6])
+	}
+	if s := st[dup.Addr()]; !s.Duplicate {
+		t.Fatalf("B's %v, which A holds, is %+v; want duplicate", dup.Addr(), s)
+	}
+	if st[addrB4].Tentative {
+		t.Fatal("IPv4 address tentative")
+	}
+	// The assigned address works; the duplicate is not B's.
+	srv := listen(t, p.b, "udp6", ":7500")
+	cli := listen(t, p.a, "udp6", ":0")
+	if _, err := cli.WriteTo([]byte("hi"), net.UDPAddrFromAddrPort(netip.AddrPortFrom(addrB6, 7500))); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := srv.ReadFrom(make([]byte, 10)); err != nil {
+		t.Fatalf("after DAD: %v", err)
+	}
+	if s := p.b.Stats(); s.DADSucceeded != 1 || s.DADFailed != 1 {
+		t.Fatalf("B stats %+v", s)
+	}
+}

@@ -41,6 +41,7 @@ type serveCfg struct {
 	discardPort int
 	statsPort   int
 	rcvBuf      int
+	noDAD       bool
 }
 
 func cmdServe(ctx context.Context, args []string, out io.Writer) error {
@@ -55,6 +56,7 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&s.discardPort, "discard-port", 9, "UDP discard service port (0: off)")
 	fs.IntVar(&s.statsPort, "stats-port", 9100, "UDP stats service port: any datagram gets the counters as key=value lines (0: off)")
 	fs.IntVar(&s.rcvBuf, "rcvbuf", 1<<20, "receive buffer of each service socket, bytes per shard")
+	fs.BoolVar(&s.noDAD, "no-dad", false, "use IPv6 addresses at once, without duplicate address detection")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -161,7 +163,7 @@ func (s *serveCfg) validate() (host.Config, error) {
 	if len(s.addrs) == 0 {
 		return cfg, usageError{"at least one --addr is required"}
 	}
-	sc := stack.Config{CPUs: s.c.cpus, Batch: s.c.batch, UDPRecvBuffer: s.rcvBuf}
+	sc := stack.Config{CPUs: s.c.cpus, Batch: s.c.batch, UDPRecvBuffer: s.rcvBuf, DAD: !s.noDAD}
 	for _, a := range s.addrs {
 		p, err := netip.ParsePrefix(a)
 		if err != nil {
