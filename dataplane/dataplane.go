@@ -350,3 +350,24 @@ func (dp *DataPath) Snapshot() Snapshot {
 	}
 	return s
 }
+
+// PoolFrames hands out empty frames from a worker's frame pool, for stages
+// that build frames of their own (stack/hoststage's FrameSource). Pool may
+// be set after the pipeline is built (in Config.OnOpen) but before the
+// workers run; frames go back to the pool through their verdicts.
+type PoolFrames struct{ Pool *xsk.FramePool }
+
+// Alloc returns an empty frame (Data of length 0 reaching the end of the
+// UMEM frame) or false when the pool is empty.
+func (p *PoolFrames) Alloc() (pipeline.Frame, bool) {
+	if p.Pool == nil {
+		return pipeline.Frame{}, false
+	}
+	addr, ok := p.Pool.Get()
+	if !ok {
+		return pipeline.Frame{}, false
+	}
+	u := p.Pool.UMEM()
+	off := addr - u.FrameBase(addr)
+	return pipeline.Frame{Data: u.Frame(addr)[off:off], Addr: addr}, true
+}

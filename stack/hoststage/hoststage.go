@@ -1,0 +1,430 @@
+// Package hoststage makes a data path answer as a host on its ports from
+// inside a pipeline: a Stage that answers ARP and neighbor discovery for
+// the port's addresses, resolves next hops for the stages after it (the
+// load balancer's Resolver), answers pings to its addresses, lets a
+// component see frames sent to them (health-check replies) and send IP
+// packets of its own (health-check probes).
+//
+// It is the host stack's neighbor machinery (package stack/neighbor) on
+// pipeline frames instead of a link.Link: frames it builds come from the
+// worker's frame pool through a FrameSource and leave through the
+// pipeline's Releaser hook (pipeline.Releaser), so they are transmitted by
+// the worker like any forwarded frame. One Stage per worker; it is owned
+// by the worker's goroutine (Process, Release, Next, Lookup and SendIP
+// must be called from it).
+package hoststage
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+
+	"github.com/tygress/tygress/pipeline"
+	"github.com/tygress/tygress/proto"
+	"github.com/tygress/tygress/stack/neighbor"
+)
+
+// Reasons for the frames the stage consumes or refuses.
+var (
+	ReasonConsumed = pipeline.NewReason("host-consumed") // ARP/NDP or an intercepted frame, fully handled
+	ReasonHostDrop = pipeline.NewReason("host-drop")     // to one of our addresses, nothing handles it
+)
+
+// FrameSource gives the stage empty frames (Data of length 0 and the
+// capacity of a buffer, Addr set) from the worker's pool. Frames go back
+// through the pipeline's verdicts.
+type FrameSource interface {
+	Alloc() (pipeline.Frame, bool)
+}
+
+// PortConfig is one port of the data path as a host.
+type PortConfig struct {
+	Index uint16         // the port number (pipeline.Frame.InPort)
+	MAC   [6]byte        // the port's MAC
+	Addrs []netip.Prefix // our addresses on the port, with their prefixes
+	// Gateways are next hops for destinations outside Addrs' prefixes
+	// (one per family).
+	Gateways []netip.Addr
+}
+
+// Config configures a Stage.
+type Config struct {
+	Ports    []PortConfig
+	Neighbor neighbor.Config // MAC is set per port
+	Frames   FrameSource
+	// Intercept, if set, sees every IP frame to one of our addresses
+	// that is not ICMP echo, ARP or NDP (with the port it came from); it
+	// returns true when it consumed the frame (the stage then frees it).
+	Intercept func(port uint16, ip []byte) bool
+}
+
+// Stats are the stage's counters (owning goroutine).
+type Stats struct {
+	Neighbor    uint64 // ARP/NDP frames handled
+	Echo        uint64 // echo replies sent
+	Intercepted uint64 // frames Intercept consumed
+	HostDrops   uint64 // frames to our addresses nothing handled
+	Sent        uint64 // frames the stage built and emitted
+	NoFrame     uint64 // frames not built: the pool was empty
+	NoRoute     uint64 // SendIP and Lookup with no port for the address
+}
+
+type port struct {
+	cfg PortConfig
+	nb  *neighbor.Table[pipeline.Frame]
+	own map[netip.Addr]bool
+}
+
+// Stage is the host on the data path's ports. It implements
+// pipeline.Stage and pipeline.Releaser.
+type Stage struct {
+	cfg   Config
+	ports []*port
+	byIdx map[uint16]*port
+	now   int64
+	out   []pipeline.Frame // built frames waiting for Release
+	stats Stats
+}
+
+// New returns a Stage.
+func New(cfg Config) (*Stage, error) {
+	if cfg.Frames == nil {
+		return nil, errors.New("hoststage: no frame source")
+	}
+	s := &Stage{cfg: cfg, byIdx: map[uint16]*port{}, out: make([]pipeline.Frame, 0, 256)}
+	for _, pc := range cfg.Ports {
+		if _, dup := s.byIdx[pc.Index]; dup {
+			return nil, fmt.Errorf("hoststage: port %d twice", pc.Index)
+		}
+		p := &port{cfg: pc, own: map[netip.Addr]bool{}}
+		ncfg := cfg.Neighbor
+		ncfg.MAC = pc.MAC
+		ncfg.Seed ^= uint64(pc.Index) + 1
+		p.nb = neighbor.New[pipeline.Frame](ncfg, &sink{s: s, p: p})
+		for _, a := range pc.Addrs {
+			p.nb.AddAddress(a.Addr())
+			p.own[a.Addr()] = true
+		}
+		s.ports = append(s.ports, p)
+		s.byIdx[pc.Index] = p
+	}
+	return s, nil
+}
+
+// Name is the stage's name in counters and captures.
+func (s *Stage) Name() string { return "host" }
+
+// Stats returns the stage's counters.
+func (s *Stage) Stats() Stats { return s.stats }
+
+// Neighbors returns the neighbor table of a port (owning goroutine).
+func (s *Stage) Neighbors(portIdx uint16) *neighbor.Table[pipeline.Frame] {
+	if p := s.byIdx[portIdx]; p != nil {
+		return p.nb
+	}
+	return nil
+}
+
+// Announce queues a gratuitous ARP and an unsolicited NA for every
+// address of every port (sent at the next Release).
+func (s *Stage) Announce() {
+	for _, p := range s.ports {
+		p.nb.Announce()
+	}
+}
+
+// Process handles the frames for the host and leaves the others undecided.
+func (s *Stage) Process(b *pipeline.Batch) {
+	s.now = b.Now
+	for i := range b.Frames {
+		f := &b.Frames[i]
+		if f.Verdict != pipeline.Pass {
+			continue
+		}
+		p := s.byIdx[f.InPort]
+		if p == nil {
+			continue
+		}
+		s.input(p, f)
+	}
+}
+
+func (s *Stage) input(p *port, f *pipeline.Frame) {
+	eth, err := proto.ParseEthernet(f.Data)
+	if err != nil {
+		return // not ours to judge: the next stage counts malformed frames
+	}
+	switch eth.EtherType() {
+	case proto.EtherTypeARP:
+		a, err := proto.ParseARP(eth.Payload())
+		if err != nil {
+			return
+		}
+		p.nb.InputARP(s.now, eth, a)
+		s.stats.Neighbor++
+		f.SetDrop(ReasonConsumed)
+	case proto.EtherTypeIPv4:
+		ip, err := proto.ParseIPv4(eth.Payload())
+		if err != nil || !p.own[ip.Dst()] {
+			return
+		}
+		if ip.Protocol() == proto.IPProtoICMP && !ip.IsFragment() && ip.HeaderLength() == proto.IPv4MinHeaderLen && ip.VerifyChecksum() {
+			if m, err := proto.ParseICMPv4(ip.Payload()); err == nil && m.Type() == proto.ICMPv4EchoRequest && m.VerifyChecksum() {
+				s.echo4(p, f, eth, ip, m)
+				return
+			}
+		}
+		s.intercept(p, f, ip)
+	case proto.EtherTypeIPv6:
+		ip, err := proto.ParseIPv6(eth.Payload())
+		if err != nil {
+			return
+		}
+		if ip.NextHeader() == proto.IPProtoICMPv6 {
+			m, err := proto.ParseICMPv6(ip.Payload())
+			if err == nil {
+				switch m.Type() {
+				case proto.ICMPv6NeighborSolicitation, proto.ICMPv6NeighborAdvertisement:
+					p.nb.InputNDP(s.now, eth.Src(), ip)
+					s.stats.Neighbor++
+					f.SetDrop(ReasonConsumed)
+					return
+				case proto.ICMPv6EchoRequest:
+					if p.own[ip.Dst()] && m.Code() == 0 && m.VerifyChecksum(ip.SrcArray(), ip.DstArray()) {
+						s.echo6(f, eth, ip, m)
+						return
+					}
+				}
+			}
+		}
+		if p.own[ip.Dst()] {
+			s.intercept(p, f, ip)
+		}
+	}
+}
+
+func (s *Stage) intercept(p *port, f *pipeline.Frame, ip []byte) {
+	if s.cfg.Intercept != nil && s.cfg.Intercept(p.cfg.Index, ip) {
+		s.stats.Intercepted++
+		f.SetDrop(ReasonConsumed)
+		return
+	}
+	s.stats.HostDrops++
+	f.SetDrop(ReasonHostDrop)
+}
+
+// replyMACs addresses an in-place reply to the request's sender.
+func replyMACs(eth proto.Ethernet, mac [6]byte) bool {
+	src := eth.Src()
+	if proto.IsMulticastMAC(src) || src == mac {
+		return false
+	}
+	eth.SetDst(src)
+	eth.SetSrc(mac)
+	return true
+}
+
+func (s *Stage) echo4(p *port, f *pipeline.Frame, eth proto.Ethernet, ip proto.IPv4, m proto.ICMPv4) {
+	src, dst := ip.SrcArray(), ip.DstArray()
+	if src[0] == 0 || src[0] == 127 || src[0] >= 224 || !replyMACs(eth, p.cfg.MAC) {
+		f.SetDrop(ReasonHostDrop)
+		return
+	}
+	ip.SetSrc(dst)
+	ip.SetDst(src)
+	word := uint16(ip.TTL())<<8 | uint16(ip.Protocol())
+	ip.SetTTL(64)
+	ip.SetChecksum(proto.ChecksumUpdate16(ip.Checksum(), word, 64<<8|uint16(ip.Protocol())))
+	m.EchoToReply()
+	f.Data = f.Data[:proto.EthernetLen+len(ip)]
+	f.SetRedirect(f.InPort)
+	s.stats.Echo++
+}
+
+func (s *Stage) echo6(f *pipeline.Frame, eth proto.Ethernet, ip proto.IPv6, m proto.ICMPv6) {
+	src, dst := ip.SrcArray(), ip.DstArray()
+	if a := netip.AddrFrom16(src); a.IsUnspecified() || a.IsMulticast() || !replyMACs(eth, s.byIdx[f.InPort].cfg.MAC) {
+		f.SetDrop(ReasonHostDrop)
+		return
+	}
+	ip.SetSrc(dst)
+	ip.SetDst(src)
+	ip.SetHopLimit(64)
+	m.SetType(proto.ICMPv6EchoReply)
+	m.SetChecksum(proto.ICMPv6Checksum(dst, src, m))
+	f.Data = f.Data[:proto.EthernetLen+len(ip)]
+	f.SetRedirect(f.InPort)
+	s.stats.Echo++
+}
+
+// route returns the port and next hop for dst.
+func (s *Stage) route(dst netip.Addr) (*port, netip.Addr, bool) {
+	dst = dst.Unmap()
+	for _, p := range s.ports {
+		for _, a := range p.cfg.Addrs {
+			if a.Contains(dst) {
+				return p, dst, true
+			}
+		}
+	}
+	for _, p := range s.ports {
+		for _, g := range p.cfg.Gateways {
+			if g.Is4() == dst.Is4() {
+				return p, g, true
+			}
+		}
+	}
+	return nil, netip.Addr{}, false
+}
+
+// Lookup gives the MAC of the next hop toward ip (the lb.Resolver
+// interface). On a miss it starts resolution (a solicitation goes out at
+// the next Release), so the next packets find it. It does not allocate.
+func (s *Stage) Lookup(ip netip.Addr) ([6]byte, bool) {
+	p, hop, ok := s.route(ip)
+	if !ok {
+		s.stats.NoRoute++
+		return [6]byte{}, false
+	}
+	if mac, ok := p.nb.Lookup(s.now, hop); ok {
+		return mac, true
+	}
+	return p.nb.Resolve(s.now, hop, pipeline.Frame{}) // a frame without Data only starts resolution
+}
+
+// PortFor returns the port the stage would send a packet to ip on.
+func (s *Stage) PortFor(ip netip.Addr) (uint16, bool) {
+	p, _, ok := s.route(ip)
+	if !ok {
+		return 0, false
+	}
+	return p.cfg.Index, true
+}
+
+// SendIP sends the IP packet pkt (IPv4 or IPv6, complete with checksums)
+// to its destination: it is copied into a frame, and sent at the next
+// Release, after neighbor resolution if needed (then it waits in the
+// neighbor table's bounded queue). It reports whether the packet was
+// taken.
+func (s *Stage) SendIP(pkt []byte) bool {
+	var dst netip.Addr
+	var et uint16
+	switch {
+	case len(pkt) >= proto.IPv4MinHeaderLen && pkt[0]>>4 == 4:
+		dst = netip.AddrFrom4([4]byte(pkt[16:20]))
+		et = proto.EtherTypeIPv4
+	case len(pkt) >= proto.IPv6HeaderLen && pkt[0]>>4 == 6:
+		dst = netip.AddrFrom16([16]byte(pkt[24:40]))
+		et = proto.EtherTypeIPv6
+	default:
+		return false
+	}
+	p, hop, ok := s.route(dst)
+	if !ok {
+		s.stats.NoRoute++
+		return false
+	}
+	f, ok := s.cfg.Frames.Alloc()
+	if !ok {
+		s.stats.NoFrame++
+		return false
+	}
+	if cap(f.Data) < proto.EthernetLen+len(pkt) {
+		f.SetDrop(ReasonHostDrop)
+		s.out = append(s.out, f)
+		return false
+	}
+	b := f.Data[:proto.EthernetLen+len(pkt)]
+	eth := proto.Ethernet(b)
+	eth.SetSrc(p.cfg.MAC)
+	b[12], b[13] = byte(et>>8), byte(et)
+	copy(b[proto.EthernetLen:], pkt)
+	f.Data = b
+	f.InPort = p.cfg.Index
+	if mac, ok := p.nb.Resolve(s.now, hop, f); ok {
+		eth.SetDst(mac)
+		s.emit(f, p)
+	}
+	return true
+}
+
+func (s *Stage) emit(f pipeline.Frame, p *port) {
+	f.SetRedirect(p.cfg.Index)
+	s.out = append(s.out, f)
+	s.stats.Sent++
+}
+
+// Release runs the neighbor timers and hands the frames the stage built
+// to the pipeline (pipeline.Releaser).
+func (s *Stage) Release(now int64, out []pipeline.Frame) int {
+	s.now = now
+	for _, p := range s.ports {
+		if now >= p.nb.Next() {
+			p.nb.Tick(now)
+		}
+	}
+	n := copy(out, s.out)
+	rest := copy(s.out, s.out[n:])
+	clear(s.out[rest:])
+	s.out = s.out[:rest]
+	return n
+}
+
+// Next is when the stage needs to run next: at once when built frames
+// wait, else at the earliest neighbor timer (pipeline.Releaser).
+func (s *Stage) Next() int64 {
+	if len(s.out) > 0 {
+		return s.now
+	}
+	next := int64(math.MaxInt64)
+	for _, p := range s.ports {
+		next = min(next, p.nb.Next())
+	}
+	if next == math.MaxInt64 {
+		return 0
+	}
+	return next
+}
+
+// sink is a port's neighbor.Sink.
+type sink struct {
+	s *Stage
+	p *port
+}
+
+func (k *sink) Send(a *neighbor.Action) {
+	s := k.s
+	if a.Kind == neighbor.DADSucceeded || a.Kind == neighbor.DADFailed {
+		return
+	}
+	f, ok := s.cfg.Frames.Alloc()
+	if !ok {
+		s.stats.NoFrame++
+		return
+	}
+	if cap(f.Data) < neighbor.FrameLen {
+		f.SetDrop(ReasonHostDrop)
+		s.out = append(s.out, f)
+		return
+	}
+	f.Data = a.AppendFrame(f.Data[:0])
+	f.InPort = k.p.cfg.Index
+	s.emit(f, k.p)
+}
+
+func (k *sink) Release(f pipeline.Frame, mac [6]byte) {
+	if f.Data == nil {
+		return // a resolution started by Lookup
+	}
+	proto.Ethernet(f.Data).SetDst(mac)
+	k.s.emit(f, k.p)
+}
+
+func (k *sink) Drop(f pipeline.Frame, _ neighbor.Reason) {
+	if f.Data == nil {
+		return
+	}
+	f.SetDrop(ReasonHostDrop)
+	k.s.out = append(k.s.out, f)
+}
