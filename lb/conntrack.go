@@ -326,9 +326,11 @@ func (t *ConnTable) Touch(r Ref, now int64, c Class) {
 // not nil, with value v and class c, last seen at now. If k is already
 // present its connection is updated instead. A reply key that belongs to
 // another connection is taken from it (the newer mapping wins; the older
-// connection stays reachable by its own key). When the table is full the
-// least recently used connection is evicted (EvictLRU, counted in both
-// Evictions and Full) or the insert fails (RejectNew, counted in Full).
+// connection stays reachable by its own key). When the table is full a
+// connection whose timeout passed is removed (counted as an expiration);
+// if there is none, the least recently used connection is evicted
+// (EvictLRU, counted in both Evictions and Full) or the insert fails
+// (RejectNew, counted in Full).
 func (t *ConnTable) Insert(k, reply *Key, v Value, c Class, now int64) (Ref, bool) {
 	if c >= numClasses {
 		c = ClassUDP
@@ -350,17 +352,15 @@ func (t *ConnTable) Insert(k, reply *Key, v Value, c Class, now int64) (Ref, boo
 			t.remove(i)
 		}
 	}
-	if t.free == nilIdx {
+	// A connection whose timeout passed is removed as expired, not
+	// evicted or refused: prefer it to the least recently used one.
+	if t.free == nilIdx && !t.expireOne(now) {
 		t.fullHits++
 		if t.full == RejectNew {
 			return nilIdx, false
 		}
-		// A connection whose timeout passed is removed as expired, not
-		// evicted: prefer it to the least recently used one.
-		if !t.expireOne(now) {
-			t.remove(t.lru())
-			t.evicts++
-		}
+		t.remove(t.lru())
+		t.evicts++
 	}
 	i := t.free
 	e := &t.entries[i]

@@ -379,12 +379,12 @@ func (m *model) insert(k Key, r *Key, v Value, cl Class, now int64) bool {
 			m.del(c)
 		}
 	}
-	if len(m.conns) == m.cap {
+	if len(m.conns) == m.cap && !m.expireOne(now) {
 		m.fulls++
 		if m.full == RejectNew {
 			return false
 		}
-		if !m.expireOne(now) {
+		{
 			var lru *modelConn
 			for cl := Class(0); cl < numClasses; cl++ {
 				if t := m.tail(cl); t != nil && (lru == nil || t.last < lru.last) {

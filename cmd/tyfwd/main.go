@@ -8,6 +8,7 @@
 //	tyfwd l2fwd  -i IFACE_IN -o IFACE_OUT [--dst-mac MAC] [flags]
 //	tyfwd txgen  -i IFACE --dst-mac MAC --src IP --dst IP [--size 60] [--rate PPS] [--flows N] [flags]
 //	tyfwd demo   [--duration 5s]
+//	tyfwd lb     -i CLIENT_IFACE -o BACKEND_IFACE --addr CIDR --vip 10.0.0.100:80/tcp --backend 10.0.1.11 [--mode nat|dsr] [--config FILE]
 //	tyfwd serve  -i IFACE --addr 10.0.0.2/24 [--addr fd00::2/64] [--gateway IP] [--queues N] [--cores LIST]
 //
 // Every command prints per-second statistics and one final line starting
@@ -36,6 +37,7 @@ var commands = map[string]func(ctx context.Context, args []string, out io.Writer
 	"txgen":  cmdTxgen,
 	"demo":   cmdDemo,
 	"serve":  cmdServe,
+	"lb":     cmdLB,
 }
 
 const usage = `usage: tyfwd COMMAND [flags]
@@ -46,6 +48,7 @@ commands:
   txgen    send UDP flows (IPv4 or IPv6) at a given size, rate and flow count
   demo     build two namespaces and a forwarder, run txgen -> l2fwd -> rxdrop
   serve    run the host stack on an interface: ICMP echo, UDP echo/discard/stats
+  lb       L4 load balancer (Maglev, connection table, NAT or DSR, health checks)
 
 Run 'tyfwd COMMAND -h' for the flags of a command.
 `

@@ -46,6 +46,10 @@ type PortConfig struct {
 	// Gateways are next hops for destinations outside Addrs' prefixes
 	// (one per family).
 	Gateways []netip.Addr
+	// Services are addresses the stage answers ARP/NDP and pings for but
+	// whose other traffic it leaves to later stages (a load balancer's
+	// VIPs).
+	Services []netip.Addr
 }
 
 // Config configures a Stage.
@@ -71,9 +75,10 @@ type Stats struct {
 }
 
 type port struct {
-	cfg PortConfig
-	nb  *neighbor.Table[pipeline.Frame]
-	own map[netip.Addr]bool
+	cfg  PortConfig
+	nb   *neighbor.Table[pipeline.Frame]
+	own  map[netip.Addr]bool // our addresses: their traffic is the host's
+	echo map[netip.Addr]bool // addresses answered for pings: own and services
 }
 
 // Stage is the host on the data path's ports. It implements
@@ -97,7 +102,7 @@ func New(cfg Config) (*Stage, error) {
 		if _, dup := s.byIdx[pc.Index]; dup {
 			return nil, fmt.Errorf("hoststage: port %d twice", pc.Index)
 		}
-		p := &port{cfg: pc, own: map[netip.Addr]bool{}}
+		p := &port{cfg: pc, own: map[netip.Addr]bool{}, echo: map[netip.Addr]bool{}}
 		ncfg := cfg.Neighbor
 		ncfg.MAC = pc.MAC
 		ncfg.Seed ^= uint64(pc.Index) + 1
@@ -105,6 +110,11 @@ func New(cfg Config) (*Stage, error) {
 		for _, a := range pc.Addrs {
 			p.nb.AddAddress(a.Addr())
 			p.own[a.Addr()] = true
+			p.echo[a.Addr()] = true
+		}
+		for _, a := range pc.Services {
+			p.nb.AddAddress(a)
+			p.echo[a] = true
 		}
 		s.ports = append(s.ports, p)
 		s.byIdx[pc.Index] = p
@@ -166,7 +176,7 @@ func (s *Stage) input(p *port, f *pipeline.Frame) {
 		f.SetDrop(ReasonConsumed)
 	case proto.EtherTypeIPv4:
 		ip, err := proto.ParseIPv4(eth.Payload())
-		if err != nil || !p.own[ip.Dst()] {
+		if err != nil || !p.echo[ip.Dst()] {
 			return
 		}
 		if ip.Protocol() == proto.IPProtoICMP && !ip.IsFragment() && ip.HeaderLength() == proto.IPv4MinHeaderLen && ip.VerifyChecksum() {
@@ -175,7 +185,9 @@ func (s *Stage) input(p *port, f *pipeline.Frame) {
 				return
 			}
 		}
-		s.intercept(p, f, ip)
+		if p.own[ip.Dst()] {
+			s.intercept(p, f, ip)
+		}
 	case proto.EtherTypeIPv6:
 		ip, err := proto.ParseIPv6(eth.Payload())
 		if err != nil {
@@ -191,7 +203,7 @@ func (s *Stage) input(p *port, f *pipeline.Frame) {
 					f.SetDrop(ReasonConsumed)
 					return
 				case proto.ICMPv6EchoRequest:
-					if p.own[ip.Dst()] && m.Code() == 0 && m.VerifyChecksum(ip.SrcArray(), ip.DstArray()) {
+					if p.echo[ip.Dst()] && m.Code() == 0 && m.VerifyChecksum(ip.SrcArray(), ip.DstArray()) {
 						s.echo6(f, eth, ip, m)
 						return
 					}
