@@ -78,9 +78,13 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 	// position or on the IPv6 extension header path: a call in the middle
 	// makes the compiler spill arguments and locals on every path that
 	// leads to it.
-	if opts != nil && opts.VerifyIPv4Checksum {
-		return decodeVerify(frame, d, opts)
-	}
+	//
+	// Headers are read through fixed-size array pointers made with
+	// three-index slices (b[o : o+n : o+n]): their capacity is the
+	// constant n, so the compiler drops the pointer mask of an open-ended
+	// slice (b[o:]) and checks bounds once per header, not per field.
+	// Lengths are kept as frame offsets (l4, end) rather than as
+	// re-sliced views.
 	*d = Decoded{}
 	b := frame
 	if len(b) < EthernetLen {
@@ -120,37 +124,41 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 	d.L3Proto = et
 	k := &d.Flow
 
-	// L3: set l4 (the frame offset of the upper-layer header), seg (the
-	// IP packet from there on: slicing it from the already checked L3
-	// header spares the bounds checks of slicing the frame again) and
-	// proto, or return.
-	var l4 int
-	var seg []byte
+	// L3: set l4 and end (the frame offsets of the upper-layer header and
+	// of the end of the IP packet, end <= len(b)) and proto, or return.
+	var l4, end int
 	var proto uint8
 	var frag bool
-	switch et {
-	case EtherTypeIPv4:
-		h := b[off:]
-		if len(h) < IPv4MinHeaderLen {
+	room := len(b) - off // bytes from the L3 header on
+	// An if chain rather than a switch: IPv4, then IPv6, one compare each.
+	if et == EtherTypeIPv4 {
+		if room < IPv4MinHeaderLen {
 			return decodeErrs[LayerIPv4][eTooShort]
 		}
-		f := (*[IPv4MinHeaderLen]byte)(h)
-		if f[ipv4VersIHL]>>4 != 4 {
+		f := (*[IPv4MinHeaderLen]byte)(b[off : off+IPv4MinHeaderLen : off+IPv4MinHeaderLen])
+		vihl := f[ipv4VersIHL]
+		if vihl>>4 != 4 {
 			return decodeErrs[LayerIPv4][eBadVersion]
 		}
-		ihl := int(f[ipv4VersIHL]&0x0f) * 4
+		ihl := int(vihl&0x0f) * 4
 		if ihl < IPv4MinHeaderLen {
 			return decodeErrs[LayerIPv4][eBadHeaderLength]
 		}
-		if ihl > len(h) {
+		if ihl > room {
 			return decodeErrs[LayerIPv4][eTooShort]
 		}
 		tl := int(binary.BigEndian.Uint16(f[ipv4TotalLen:]))
 		if tl < ihl {
 			return decodeErrs[LayerIPv4][eLengthMismatch]
 		}
-		if tl > len(h) {
+		if tl > room {
 			return decodeErrs[LayerIPv4][eTooShort]
+		}
+		if opts != nil && opts.VerifyIPv4Checksum {
+			// Checked here rather than on entry, where it would cost
+			// every frame: decodeVerify decodes the frame again and
+			// checks the checksum of the header that just passed.
+			return decodeVerify(frame, d, opts)
 		}
 		k.Family = FamilyIPv4
 		binary.LittleEndian.PutUint64(k.Src[8:16], v4MappedHi|uint64(binary.LittleEndian.Uint32(f[ipv4Src:]))<<32)
@@ -158,9 +166,9 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 		proto = f[ipv4Protocol]
 		k.Proto = proto
 		d.L4Proto = proto
-		d.L3End = off + tl
+		end = off + tl
+		d.L3End = end
 		l4 = off + ihl
-		seg = h[ihl:tl:tl]
 		if fo := binary.BigEndian.Uint16(f[ipv4FlagsFrag:]); fo&(uint16(IPv4FlagMoreFragments)<<ipv4FlagsShift|ipv4FragMask) != 0 {
 			d.Frag, frag = true, true
 			if fo&ipv4FragMask != 0 {
@@ -169,12 +177,11 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 				return nil
 			}
 		}
-	case EtherTypeIPv6:
-		h := b[off:]
-		if len(h) < IPv6HeaderLen {
+	} else if et == EtherTypeIPv6 {
+		if room < IPv6HeaderLen {
 			return decodeErrs[LayerIPv6][eTooShort]
 		}
-		f := (*[IPv6HeaderLen]byte)(h)
+		f := (*[IPv6HeaderLen]byte)(b[off : off+IPv6HeaderLen : off+IPv6HeaderLen])
 		if f[0]>>4 != 6 {
 			return decodeErrs[LayerIPv6][eBadVersion]
 		}
@@ -183,51 +190,49 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 		if pl == 0 && proto == IPProtoHopByHop {
 			return decodeErrs[LayerIPv6][eUnsupported] // RFC 2675 jumbogram
 		}
-		if pl > len(h)-IPv6HeaderLen {
+		if pl > room-IPv6HeaderLen {
 			return decodeErrs[LayerIPv6][eTooShort]
 		}
 		k.Family = FamilyIPv6
 		k.Src = [16]byte(f[ipv6Src : ipv6Src+16])
 		k.Dst = [16]byte(f[ipv6Dst : ipv6Dst+16])
-		d.L3End = off + IPv6HeaderLen + pl
+		end = off + IPv6HeaderLen + pl
+		d.L3End = end
 		l4 = off + IPv6HeaderLen
-		n := IPv6HeaderLen + pl
-		p := h[:n:n]
-		seg = p[IPv6HeaderLen:]
 		if proto < 64 && ipv6ExtHeaders>>(proto&63)&1 != 0 {
 			// An extension header that WalkIPv6 steps over.
 			var err error
-			if proto, l4, err = decodeIPv6Ext(p, off, d); err != nil || d.LaterFrag {
+			if proto, l4, err = decodeIPv6Ext(b[off:end], off, d); err != nil || d.LaterFrag {
 				return err
 			}
-			if uint(l4-off) > uint(len(p)) {
+			if l4 < off+IPv6HeaderLen || l4 > end {
 				return decodeErrs[LayerIPv6Ext][eTooShort] // not reached: checked by decodeIPv6Ext
 			}
-			seg = p[l4-off:]
 			frag = d.Frag
 		}
 		k.Proto = proto
 		d.L4Proto = proto
-	case EtherTypeARP:
+	} else if et == EtherTypeARP {
 		return decodeARP(b[off:], off, d)
-	default:
+	} else {
 		return nil
 	}
 
-	// L4, within the IP packet.
+	// L4, within the IP packet: n bytes from l4 to end.
 	d.L4Off = l4
-	h := seg
-	switch proto {
-	case IPProtoTCP:
-		if len(h) < TCPMinHeaderLen {
+	n := end - l4
+	// TCP and UDP first, in one compare each; a switch orders its cases
+	// by value.
+	if proto == IPProtoTCP {
+		if n < TCPMinHeaderLen {
 			return decodeErrs[LayerTCP][eTooShort]
 		}
-		t := (*[TCPMinHeaderLen]byte)(h)
+		t := (*[TCPMinHeaderLen]byte)(b[l4 : l4+TCPMinHeaderLen : l4+TCPMinHeaderLen])
 		hl := int(t[tcpDataOffset]>>4) * 4
 		if hl < TCPMinHeaderLen {
 			return decodeErrs[LayerTCP][eBadHeaderLength]
 		}
-		if hl > len(h) {
+		if hl > n {
 			return decodeErrs[LayerTCP][eTooShort]
 		}
 		d.PayloadOff = l4 + hl
@@ -235,11 +240,13 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 			k.SrcPort = binary.BigEndian.Uint16(t[tcpSrcPort:])
 			k.DstPort = binary.BigEndian.Uint16(t[tcpDstPort:])
 		}
-	case IPProtoUDP:
-		if len(h) < UDPHeaderLen {
+		return nil
+	}
+	if proto == IPProtoUDP {
+		if n < UDPHeaderLen {
 			return decodeErrs[LayerUDP][eTooShort]
 		}
-		u := (*[UDPHeaderLen]byte)(h)
+		u := (*[UDPHeaderLen]byte)(b[l4 : l4+UDPHeaderLen : l4+UDPHeaderLen])
 		d.PayloadOff = l4 + UDPHeaderLen
 		if frag {
 			// The Length field covers the whole datagram, not this
@@ -250,7 +257,7 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 		if ul < UDPHeaderLen {
 			return decodeErrs[LayerUDP][eBadHeaderLength]
 		}
-		if ul > len(h) {
+		if ul > n {
 			return decodeErrs[LayerUDP][eTooShort]
 		}
 		sp := binary.BigEndian.Uint16(u[udpSrcPort:])
@@ -261,7 +268,7 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 				if p != sp && p != dp {
 					continue
 				}
-				q := h[UDPHeaderLen:ul]
+				q := b[l4+UDPHeaderLen : l4+ul : l4+ul]
 				if q[0]&quicFormBit != 0 {
 					return decodeQUICLong(q, d)
 				}
@@ -293,12 +300,15 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 				return nil
 			}
 		}
+		return nil
+	}
+	switch proto {
 	case IPProtoICMP:
 		if et != EtherTypeIPv4 {
 			d.PayloadOff = l4
 			return nil
 		}
-		if len(h) < ICMPv4HeaderLen {
+		if n < ICMPv4HeaderLen {
 			return decodeErrs[LayerICMPv4][eTooShort]
 		}
 		d.PayloadOff = l4 + ICMPv4HeaderLen
@@ -307,7 +317,7 @@ func Decode(frame []byte, d *Decoded, opts *DecodeOptions) error {
 			d.PayloadOff = l4
 			return nil
 		}
-		if len(h) < ICMPv6HeaderLen {
+		if n < ICMPv6HeaderLen {
 			return decodeErrs[LayerICMPv6][eTooShort]
 		}
 		d.PayloadOff = l4 + ICMPv6HeaderLen
