@@ -1,11 +1,13 @@
 package stack
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/tygress/tygress/link"
 	"github.com/tygress/tygress/proto"
 )
 
@@ -311,4 +313,79 @@ func FuzzShardInput(f *testing.F) {
 			t.Fatalf("%d of %d buffers free, %d waiting for neighbor resolution", free, total, queued)
 		}
 	})
+}
+
+// TestUDPHandlerEcho: a handler echoes in place (the reply is the request
+// frame with addresses and ports swapped and valid checksums), allocates
+// nothing, and owns its port.
+func TestUDPHandlerEcho(t *testing.T) {
+	h := newMemHost(t)
+	h.resolvePeer()
+	remove, err := h.s.st.HandleUDP(7, UDPHandlerFunc(func(r *UDPRequest) { r.Echo() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.s.st.ListenPacket("udp", ":7"); err == nil {
+		t.Fatal("a socket took the handler's port")
+	}
+	for _, req := range [][]byte{
+		udp4Frame(h.ourMAC, h.peerMAC, peer4, our4, 1234, 7, []byte("ping over v4")),
+		udp6Frame(h.ourMAC, h.peerMAC, peer6, our6, 1234, 7, []byte("ping over v6")),
+	} {
+		out := h.one1(req)
+		eth, _ := proto.ParseEthernet(out)
+		var u proto.UDP
+		var ok bool
+		if eth.EtherType() == proto.EtherTypeIPv4 {
+			ip, _ := proto.ParseIPv4(eth.Payload())
+			u, _ = proto.ParseUDP(ip.Payload())
+			ok = ip.VerifyChecksum() && ip.Dst() == peer4 && u.VerifyChecksumV4(ip.SrcArray(), ip.DstArray())
+		} else {
+			ip, _ := proto.ParseIPv6(eth.Payload())
+			u, _ = proto.ParseUDP(ip.Payload())
+			ok = ip.Dst() == peer6 && u.VerifyChecksumV6(ip.SrcArray(), ip.DstArray())
+		}
+		if !ok || eth.Dst() != h.peerMAC || u.SrcPort() != 7 || u.DstPort() != 1234 || string(u.Payload()[:4]) != "ping" {
+			t.Fatalf("reply %x", out)
+		}
+	}
+	req := udp4Frame(h.ourMAC, h.peerMAC, peer4, our4, 1234, 7, make([]byte, 18))
+	if a := testing.AllocsPerRun(1000, func() {
+		h.send(req)
+		h.s.Poll(h.now)
+		if n := h.peer.Receive(h.rx); n != 1 {
+			t.Fatalf("%d replies", n)
+		} else {
+			h.peer.Release(h.rx[:n])
+		}
+	}); a != 0 {
+		t.Fatalf("%v allocations per echo", a)
+	}
+	remove()
+	if c, err := h.s.st.ListenPacket("udp", ":7"); err != nil {
+		t.Fatalf("port not freed: %v", err)
+	} else {
+		c.Close()
+	}
+}
+
+// TestUDPHandlerReassembled: a datagram that needed reassembly is echoed
+// through the output path, fragmented again.
+func TestUDPHandlerReassembled(t *testing.T) {
+	p := newPair(t, link.DefaultMemOptions(), Config{}, Config{})
+	if _, err := p.b.HandleUDP(7, UDPHandlerFunc(func(r *UDPRequest) { r.Echo() })); err != nil {
+		t.Fatal(err)
+	}
+	c := listen(t, p.a, "udp4", ":0")
+	msg := make([]byte, 5000)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	c.WriteTo(msg, &net.UDPAddr{IP: addrB4.AsSlice(), Port: 7})
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 10000)
+	n, _, err := c.ReadFrom(buf)
+	if err != nil || !bytes.Equal(buf[:n], msg) {
+		t.Fatalf("echo of 5000 bytes: %d, %v", n, err)
+	}
 }

@@ -200,7 +200,14 @@ func (s *Shard) inputUDP(now int64, p *pkt) {
 		return
 	}
 	h := dgram{rport: u.SrcPort(), lport: u.DstPort(), v6: p.v6, raddr: p.src, laddr: p.dst}
-	c := s.st.socks.Load().lookup(p.v6, &h.laddr, &h.raddr, h.lport, h.rport)
+	tbl := s.st.socks.Load()
+	if len(tbl.handlers) > 0 {
+		if hd := tbl.handlers[h.lport]; hd != nil {
+			s.serveUDP(p, u, hd)
+			return
+		}
+	}
+	c := tbl.lookup(p.v6, &h.laddr, &h.raddr, h.lport, h.rport)
 	if c == nil {
 		if p.v6 {
 			s.icmpError(now, p, proto.ICMPv6DestUnreachable, proto.ICMPv6PortUnreachable, 0)
@@ -218,6 +225,23 @@ func (s *Shard) inputUDP(now int64, p *pkt) {
 	}
 	s.stats.UDPRx++
 	s.consume(p.f)
+}
+
+// serveUDP runs a handler on a datagram; the frame is released unless the
+// handler sent it back.
+func (s *Shard) serveUDP(p *pkt, u proto.UDP, hd UDPHandler) {
+	r := &s.req
+	s.reqPkt = *p // a copy: p stays on the caller's stack
+	*r = UDPRequest{s: s, p: &s.reqPkt, u: u, Payload: u.Payload(),
+		From: netip.AddrPortFrom(addrFrom16(&p.src, p.v6), u.SrcPort()),
+		To:   netip.AddrPortFrom(addrFrom16(&p.dst, p.v6), u.DstPort())}
+	s.stats.UDPRx++
+	hd.ServeUDP(r)
+	if !r.sent {
+		s.consume(p.f)
+	}
+	*r = UDPRequest{}
+	s.reqPkt = pkt{}
 }
 
 func (s *Shard) inputICMPv4(now int64, p *pkt) {

@@ -174,6 +174,9 @@ type Shard struct {
 	nbTimer timer.Timer
 	rsTimer timer.Timer
 	tickNow int64 // now of the running reassembly Tick
+	now     int64 // now of the running Poll
+	req     UDPRequest
+	reqPkt  pkt
 
 	dadStarted bool   // shard 0: DAD probes sent
 	dadSeen    uint32 // Stack.dadGen at the last syncAddrs
@@ -346,6 +349,7 @@ func (s *Shard) arm() {
 // that produced and flushes the link. It returns the number of frames
 // received plus datagrams sent.
 func (s *Shard) Poll(now int64) int {
+	s.now = now
 	n := s.l.Receive(s.rx)
 	s.stats.RxFrames += uint64(n)
 	for i := range n {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tygress/tygress/proto"
 	"github.com/tygress/tygress/stack/route"
 )
 
@@ -46,12 +47,17 @@ type connKey struct {
 // Stack.mu and publish the copy; shards read it with one atomic load per
 // datagram. Sockets come and go rarely; datagrams arrive constantly.
 type sockTable struct {
-	bound map[sockKey]*UDPConn
-	conn  map[connKey]*UDPConn
+	bound    map[sockKey]*UDPConn
+	conn     map[connKey]*UDPConn
+	handlers map[uint16]UDPHandler
 }
 
 func (t *sockTable) clone() *sockTable {
-	n := &sockTable{bound: make(map[sockKey]*UDPConn, len(t.bound)+2), conn: make(map[connKey]*UDPConn, len(t.conn)+1)}
+	n := &sockTable{bound: make(map[sockKey]*UDPConn, len(t.bound)+2), conn: make(map[connKey]*UDPConn, len(t.conn)+1),
+		handlers: make(map[uint16]UDPHandler, len(t.handlers)+1)}
+	for k, v := range t.handlers {
+		n.handlers[k] = v
+	}
 	for k, v := range t.bound {
 		n.bound[k] = v
 	}
@@ -282,6 +288,9 @@ func (st *Stack) bind(fam int, la, ra netip.AddrPort) (*UDPConn, error) {
 		return ks
 	}
 	free := func(port uint16) bool {
+		if _, used := t.handlers[port]; used {
+			return false
+		}
 		if ra.IsValid() {
 			// A connected socket may share its port with other connected
 			// sockets, not with a bound one on the same address.
@@ -840,4 +849,125 @@ func closedChan(ch <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// UDPHandler serves the datagrams to a port on the shard that receives
+// them, without a socket: run-to-completion, no copy into a receive ring,
+// no goroutine to wake. It must not block or keep the request (or its
+// Payload) after it returns. Built-in services (echo) and users who want
+// the last microsecond use it; everyone else uses UDPConn.
+type UDPHandler interface {
+	ServeUDP(r *UDPRequest)
+}
+
+// UDPHandlerFunc adapts a function to UDPHandler.
+type UDPHandlerFunc func(r *UDPRequest)
+
+// ServeUDP calls f.
+func (f UDPHandlerFunc) ServeUDP(r *UDPRequest) { f(r) }
+
+// UDPRequest is a datagram given to a UDPHandler. It is valid only during
+// ServeUDP.
+type UDPRequest struct {
+	From    netip.AddrPort // the sender
+	To      netip.AddrPort // our address and port it was sent to
+	Payload []byte         // views the frame (or the reassembly buffer)
+
+	s    *Shard
+	p    *pkt
+	u    []byte // the UDP datagram (header and payload)
+	sent bool   // the frame itself went out as the reply
+}
+
+// Echo sends the datagram back to its sender: in place (addresses and
+// ports swapped, the frame retransmitted: no copy, and the checksums stay
+// valid since the sums do not depend on the order of the swapped words)
+// when it arrived whole, else through the output path.
+func (r *UDPRequest) Echo() {
+	s, p := r.s, r.p
+	if p.f == nil || !p.whole || r.sent || !s.replyMACs(p.eth) {
+		r.Reply(r.Payload)
+		return
+	}
+	if p.v6 {
+		ip := proto.IPv6(p.hdr[:len(p.hdr)+len(p.data)])
+		ip.SetSrc(p.dst)
+		ip.SetDst(p.src)
+		ip.SetHopLimit(DefaultTTL)
+	} else {
+		ip := proto.IPv4(p.hdr[:len(p.hdr)+len(p.data)])
+		ip.SetSrc([4]byte(p.dst[:4]))
+		ip.SetDst([4]byte(p.src[:4]))
+		word := uint16(ip.TTL())<<8 | uint16(ip.Protocol())
+		ip.SetTTL(DefaultTTL)
+		ip.SetChecksum(proto.ChecksumUpdate16(ip.Checksum(), word, uint16(DefaultTTL)<<8|uint16(ip.Protocol())))
+	}
+	u := proto.UDP(r.u)
+	sp, dp := u.SrcPort(), u.DstPort()
+	u.SetSrcPort(dp)
+	u.SetDstPort(sp)
+	f := p.f
+	f.Data = f.Data[:proto.EthernetLen+len(p.hdr)+len(p.data)]
+	r.sent = true
+	s.stats.UDPTx++
+	s.send(f)
+}
+
+// Reply sends b to the sender from the address and port the request was
+// sent to, through the output path (routed, fragmented as needed; b is
+// copied).
+func (r *UDPRequest) Reply(b []byte) {
+	s := r.s
+	if len(b) > maxUDPPayload6 || !r.p.v6 && len(b) > maxUDPPayload4 {
+		return
+	}
+	h := dgram{n: len(b), rport: r.From.Port(), lport: r.To.Port(), v6: r.p.v6, raddr: r.p.src, laddr: r.p.dst}
+	var hop [16]byte
+	if r.p.v6 {
+		rt, ok := s.st.routes.Lookup6(h.raddr)
+		if !ok {
+			s.stats.NoRoute++
+			return
+		}
+		hop = addr16(route.NextHop(rt, netip.AddrFrom16(h.raddr)))
+	} else {
+		rt, ok := s.st.routes.Lookup4([4]byte(h.raddr[:4]))
+		if !ok {
+			s.stats.NoRoute++
+			return
+		}
+		hop = addr16(route.NextHop(rt, netip.AddrFrom4([4]byte(h.raddr[:4]))))
+	}
+	h.nexthop = hop
+	s.outputUDP(s.now, &h, b)
+}
+
+// HandleUDP serves the datagrams to port (on every address of the stack,
+// both families) with h on the shards. It fails with EADDRINUSE when a
+// socket or another handler has the port. The returned function removes
+// the handler.
+func (st *Stack) HandleUDP(port uint16, h UDPHandler) (remove func(), err error) {
+	if port == 0 || h == nil {
+		return nil, syscall.EINVAL
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t := st.socks.Load().clone()
+	for k := range t.bound {
+		if k.port == port {
+			return nil, syscall.EADDRINUSE
+		}
+	}
+	if _, used := t.handlers[port]; used {
+		return nil, syscall.EADDRINUSE
+	}
+	t.handlers[port] = h
+	st.socks.Store(t)
+	return func() {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		t := st.socks.Load().clone()
+		delete(t.handlers, port)
+		st.socks.Store(t)
+	}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,7 @@ type serveCfg struct {
 	statsPort   int
 	rcvBuf      int
 	noDAD       bool
+	echoMode    string
 }
 
 func cmdServe(ctx context.Context, args []string, out io.Writer) error {
@@ -57,6 +59,7 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&s.statsPort, "stats-port", 9100, "UDP stats service port: any datagram gets the counters as key=value lines (0: off)")
 	fs.IntVar(&s.rcvBuf, "rcvbuf", 1<<20, "receive buffer of each service socket, bytes per shard")
 	fs.BoolVar(&s.noDAD, "no-dad", false, "use IPv6 addresses at once, without duplicate address detection")
+	fs.StringVar(&s.echoMode, "echo-mode", "inline", "how the echo service runs: inline (a handler on the shards, answering in place) or socket (a goroutine on a UDP socket)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -66,6 +69,21 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	}
 	log := s.c.ops.log
 
+	// Each shard runs on a locked OS thread that blocks in poll(): give the
+	// service goroutines a P of their own, or (under taskset, where Go
+	// sizes GOMAXPROCS to the allowed CPUs) a shard that sleeps holds the
+	// only P until sysmon takes it back, and every hand-off to a socket
+	// reader waits for that.
+	queues := cfg.Queues
+	if queues == 0 {
+		queues = 1
+		if n, err := dataplane.RxQueues(s.iface); err == nil {
+			queues = n
+		}
+	}
+	if runtime.GOMAXPROCS(0) < queues+1 {
+		runtime.GOMAXPROCS(queues + 1)
+	}
 	var h *host.Host
 	h, err = host.Open(cfg)
 	if err != nil {
@@ -114,7 +132,14 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 		context.AfterFunc(ctx, func() { c.Close() })
 		return nil
 	}
-	if err := startSvc("echo", s.echoPort, serveEcho); err != nil {
+	if s.echoMode == "inline" && s.echoPort != 0 {
+		remove, err := h.Stack.HandleUDP(uint16(s.echoPort), stack.UDPHandlerFunc(func(r *stack.UDPRequest) { r.Echo() }))
+		if err != nil {
+			return fmt.Errorf("echo service: %w", err)
+		}
+		defer remove()
+		log.Info("service", "name", "echo", "port", s.echoPort, "mode", "inline")
+	} else if err := startSvc("echo", s.echoPort, serveEcho); err != nil {
 		return err
 	}
 	if err := startSvc("discard", s.discardPort, serveDiscard); err != nil {
@@ -191,6 +216,9 @@ func (s *serveCfg) validate() (host.Config, error) {
 		if p < 0 || p > 65535 {
 			return cfg, usageError{fmt.Sprintf("--%s %d: must be 0..65535", name, p)}
 		}
+	}
+	if s.echoMode != "inline" && s.echoMode != "socket" {
+		return cfg, usageError{fmt.Sprintf("--echo-mode %q: want inline or socket", s.echoMode)}
 	}
 	if s.rcvBuf < 4096 || s.rcvBuf > 1<<30 {
 		return cfg, usageError{fmt.Sprintf("--rcvbuf %d: must be 4096..2^30", s.rcvBuf)}

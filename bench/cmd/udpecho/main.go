@@ -73,7 +73,7 @@ type config struct {
 	env       map[string][]string // impl -> KEY=VAL for its server
 }
 
-var allImpls = []string{"tyfwd", "kernel"}
+var allImpls = []string{"tyfwd", "tyfwd-socket", "kernel"}
 var allModes = []string{"throughput", "latency"}
 
 func run() int {
@@ -96,7 +96,10 @@ func run() int {
 	fs.IntVar(&c.serverCPU, "server-cpu", 1, "CPU of the server")
 	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of tyfwd over each measured interval into this directory (pprof via --admin)")
 	c.env = map[string][]string{}
-	fs.Func("tyfwd-env", "KEY=VAL,... environment for tyfwd serve (e.g. GOMAXPROCS=2)", func(v string) error { c.env["tyfwd"] = split(v); return nil })
+	fs.Func("tyfwd-env", "KEY=VAL,... environment for tyfwd serve (e.g. GOMAXPROCS=2)", func(v string) error {
+		c.env["tyfwd"], c.env["tyfwd-socket"] = split(v), split(v)
+		return nil
+	})
 	fs.Func("kernel-env", "KEY=VAL,... environment for the kernel peer", func(v string) error { c.env["kernel"] = split(v); return nil })
 	fs.BoolVar(&c.noLock, "kernel-no-lock", false, "kernel peer: do not lock/pin its serving goroutine to an OS thread (taskset only)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -258,7 +261,7 @@ func (b *bench) prepare(ctx context.Context) error {
 		}
 		b.bins["kernel"] = filepath.Join(b.tmp, "udpecho")
 	}
-	if slices.Contains(b.cfg.impls, "tyfwd") {
+	if slices.Contains(b.cfg.impls, "tyfwd") || slices.Contains(b.cfg.impls, "tyfwd-socket") {
 		if b.cfg.tyfwd != "" {
 			b.bins["tyfwd"], _ = filepath.Abs(b.cfg.tyfwd)
 		} else {
@@ -268,6 +271,7 @@ func (b *bench) prepare(ctx context.Context) error {
 				return err
 			}
 		}
+		b.bins["tyfwd-socket"] = b.bins["tyfwd"]
 	}
 	if b.client, err = b.topo.AddNamespace("tybench-echo-cli-"); err != nil {
 		return err
@@ -379,12 +383,19 @@ func (b *bench) runImpl(ctx context.Context, impl string, rep int) []Result {
 	var adm *admin
 	var err error
 	switch impl {
-	case "tyfwd":
+	case "tyfwd", "tyfwd-socket":
 		if err := b.serverAddrs(false); err != nil {
 			return fail(err)
 		}
+		// tyfwd: the built-in echo, a handler on the shard that answers in
+		// place; tyfwd-socket: a goroutine on a stack.UDPConn (the socket API).
+		mode := "inline"
+		if impl == "tyfwd-socket" {
+			mode = "socket"
+		}
 		srv, err = b.startServer("tyfwd serve", impl, "serve", "-i", serverIf,
 			"--addr", b.srvAddrs[0], "--addr", b.srvAddrs[1], "--queues", "1", "--cores", cpu, "--quiet",
+			"--echo-mode", mode, "--no-dad",
 			"--duration", life.String(), "--admin", "unix:"+filepath.Join(b.tmp, "admin.sock"))
 		adm = newAdmin(filepath.Join(b.tmp, "admin.sock"))
 		if err != nil {

@@ -143,8 +143,12 @@ func report(w io.Writer, c *config, res []Result) {
 			}
 			fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 		}
-		if t, k := meds["tyfwd"], meds["kernel"]; t != nil && k != nil {
-			row := []string{"tyfwd/kernel", ""}
+		for _, impl := range []string{"tyfwd", "tyfwd-socket"} {
+			t, k := meds[impl], meds["kernel"]
+			if t == nil || k == nil {
+				continue
+			}
+			row := []string{impl + "/kernel", ""}
 			for j := range cols {
 				if k[j] == 0 || math.IsNaN(k[j]) || math.IsNaN(t[j]) || strings.Contains(cols[j].head, "allocs") {
 					row = append(row, "-")
