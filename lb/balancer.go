@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,6 +72,33 @@ type svcKey struct {
 type backendState struct {
 	addr [16]byte
 	port uint16
+	slot uint32
+}
+
+// MaxCounterSlots bounds the (service, backend) pairs a balancer counts
+// separately over its life; later ones share slot 0 ("other").
+const MaxCounterSlots = 4096
+
+// slotKey names a (service, backend) pair for the per-backend counters.
+type slotKey struct {
+	vip     netip.AddrPort
+	proto   Proto
+	backend netip.AddrPort
+}
+
+// slotCount is a pair's traffic (owning worker).
+type slotCount struct{ inPkts, inBytes, outPkts, outBytes uint64 }
+
+// BackendStat is the traffic of one backend of one service through a
+// balancer.
+type BackendStat struct {
+	VIP        netip.AddrPort
+	Proto      Proto
+	Backend    netip.AddrPort // zero for slot 0 (pairs beyond MaxCounterSlots)
+	InPackets  uint64         // client to backend
+	InBytes    uint64
+	OutPackets uint64 // NAT replies, backend to client
+	OutBytes   uint64
 }
 
 type service struct {
@@ -153,6 +181,18 @@ type Balancer struct {
 		table             [7]atomic.Uint64
 		inbound, outbound atomic.Uint64
 	}
+
+	// Per-backend counters: slots are assigned by Update (under smu) and
+	// never reused, so established connections keep counting to their
+	// pair after a reload; the worker counts in cnt and publishes the
+	// slots a batch touched.
+	smu      sync.Mutex
+	slots    map[slotKey]uint32
+	slotKeys []slotKey
+	cnt      []slotCount
+	dirty    []uint32
+	isDirty  []bool
+	pubCnt   [][4]atomic.Uint64
 }
 
 // NewBalancer builds a balancer for cfg (validated here).
@@ -174,11 +214,66 @@ func NewBalancer(cfg *Config, o Options) (*Balancer, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Balancer{ct: ct, opts: o}
+	b := &Balancer{ct: ct, opts: o, slots: map[slotKey]uint32{}, slotKeys: make([]slotKey, 1, 16),
+		cnt: make([]slotCount, MaxCounterSlots), isDirty: make([]bool, MaxCounterSlots),
+		dirty: make([]uint32, 0, MaxCounterSlots), pubCnt: make([][4]atomic.Uint64, MaxCounterSlots)}
 	if err := b.Update(cfg); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// slotFor returns the counter slot of a pair, assigning one if needed.
+func (b *Balancer) slotFor(k slotKey) uint32 {
+	b.smu.Lock()
+	defer b.smu.Unlock()
+	if i, ok := b.slots[k]; ok {
+		return i
+	}
+	if len(b.slotKeys) >= MaxCounterSlots {
+		return 0
+	}
+	i := uint32(len(b.slotKeys))
+	b.slots[k] = i
+	b.slotKeys = append(b.slotKeys, k)
+	return i
+}
+
+// BackendStats returns every (service, backend) pair's traffic as of the
+// last batch. Safe for concurrent use.
+func (b *Balancer) BackendStats() []BackendStat {
+	b.smu.Lock()
+	keys := append([]slotKey(nil), b.slotKeys...)
+	b.smu.Unlock()
+	out := make([]BackendStat, 0, len(keys))
+	for i, k := range keys {
+		c := &b.pubCnt[i]
+		st := BackendStat{VIP: k.vip, Proto: k.proto, Backend: k.backend,
+			InPackets: c[0].Load(), InBytes: c[1].Load(), OutPackets: c[2].Load(), OutBytes: c[3].Load()}
+		if i == 0 && st.InPackets == 0 && st.OutPackets == 0 {
+			continue
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (b *Balancer) count(slot uint32, in bool, n int) {
+	if slot >= MaxCounterSlots {
+		slot = 0
+	}
+	c := &b.cnt[slot]
+	if in {
+		c.inPkts++
+		c.inBytes += uint64(n)
+	} else {
+		c.outPkts++
+		c.outBytes += uint64(n)
+	}
+	if !b.isDirty[slot] {
+		b.isDirty[slot] = true
+		b.dirty = append(b.dirty, slot)
+	}
 }
 
 // Name names the stage in counters.
@@ -221,7 +316,8 @@ func (b *Balancer) Update(cfg *Config) error {
 		}
 		mb := make([]MaglevBackend, len(s.Backends))
 		for j := range s.Backends {
-			be := backendState{addr: s.Backends[j].Addr.As16(), port: s.BackendPort(&s.Backends[j])}
+			be := backendState{addr: s.Backends[j].Addr.As16(), port: s.BackendPort(&s.Backends[j]),
+				slot: b.slotFor(slotKey{s.VIP, s.Proto, netip.AddrPortFrom(s.Backends[j].Addr, s.BackendPort(&s.Backends[j]))})}
 			svc.backends = append(svc.backends, be)
 			mb[j] = MaglevBackend{Key: backendKey(be.addr, be.port), Weight: s.Backends[j].Weight}
 		}
@@ -263,6 +359,15 @@ func (b *Balancer) publish() {
 	t[6].Store(s.Full)
 	b.pub.inbound.Store(b.inbound)
 	b.pub.outbound.Store(b.outbound)
+	for _, i := range b.dirty {
+		c, p := &b.cnt[i], &b.pubCnt[i]
+		p[0].Store(c.inPkts)
+		p[1].Store(c.inBytes)
+		p[2].Store(c.outPkts)
+		p[3].Store(c.outBytes)
+		b.isDirty[i] = false
+	}
+	b.dirty = b.dirty[:0]
 }
 
 // Process balances every frame of the batch: forwarded frames get
@@ -433,7 +538,7 @@ func (b *Balancer) finish(f *pipeline.Frame, s *scratch, now int64) {
 			return
 		}
 		be := &svc.backends[bi]
-		v = Value{Addr: be.addr, Port: be.port, VIP: svc.vip, VIPPort: svc.vipPort, Backend: uint16(bi), Mode: svc.mode}
+		v = Value{Addr: be.addr, Port: be.port, VIP: svc.vip, VIPPort: svc.vipPort, Backend: uint16(bi), Mode: svc.mode, Slot: be.slot}
 		c := nextClass(ClassUDP, d.L4Proto, fl)
 		if v.Mode == NAT {
 			rk := replyKey(d, &v)
@@ -460,6 +565,7 @@ func (b *Balancer) finish(f *pipeline.Frame, s *scratch, now int64) {
 	_ = SetMACs(f.Data, b.opts.BackendMAC, mac) // the frame has an Ethernet header: Decode checked it
 	f.SetRedirect(b.opts.BackendPort)
 	b.inbound++
+	b.count(v.Slot, true, len(f.Data))
 }
 
 // reply forwards a NAT reply (backend to client) of connection ref: the
@@ -479,6 +585,7 @@ func (b *Balancer) reply(f *pipeline.Frame, d *proto.Decoded, ref Ref, fl byte, 
 	_ = SetMACs(f.Data, b.opts.ClientMAC, mac)
 	f.SetRedirect(b.opts.ClientPort)
 	b.outbound++
+	b.count(v.Slot, false, len(f.Data))
 }
 
 // replyKey is the 5-tuple of the backend's replies to the packet d

@@ -185,6 +185,20 @@ func TestBalancerSpread(t *testing.T) {
 			t.Errorf("backend %v got %.3f of the flows, want %.2f±0.03", be, got, w)
 		}
 	}
+	// The per-backend counters agree with what was forwarded.
+	total := 0
+	for _, st := range b.BackendStats() {
+		if st.VIP != ap("10.0.0.100:80") || st.Proto != TCP {
+			continue
+		}
+		if int(st.InPackets) != counts[st.Backend] || st.InBytes == 0 || st.OutPackets != 0 {
+			t.Errorf("BackendStats %+v, forwarded %d", st, counts[st.Backend])
+		}
+		total += int(st.InPackets)
+	}
+	if total != n {
+		t.Errorf("BackendStats count %d packets, want %d", total, n)
+	}
 }
 
 func TestBalancerDSR(t *testing.T) {

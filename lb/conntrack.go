@@ -38,6 +38,7 @@ type Value struct {
 	VIPPort uint16   // the service's port
 	Backend uint16   // index in the service's backends when created (informational)
 	Mode    Mode     // how to forward (fixed for the life of the connection)
+	Slot    uint32   // the balancer's counter slot of (service, backend)
 }
 
 // Class selects a connection's idle timeout. Each class has its own LRU

@@ -538,10 +538,12 @@ var (
 	descLBFull    = prometheus.NewDesc("tygress_lb_conntrack_full_total", "New connections refused: table full.", nil, nil)
 	descLBUp      = prometheus.NewDesc("tygress_lb_backend_up", "1 when the backend passes its health check.", []string{"service", "backend"}, nil)
 	descLBReloads = prometheus.NewDesc("tygress_lb_config_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil)
+	descLBPkts    = prometheus.NewDesc("tygress_lb_backend_packets_total", "Packets forwarded per service and backend (in: to the backend; out: NAT replies).", []string{"service", "backend", "direction"}, nil)
+	descLBBytes   = prometheus.NewDesc("tygress_lb_backend_bytes_total", "Bytes (whole frames) forwarded per service and backend.", []string{"service", "backend", "direction"}, nil)
 )
 
 func (c lbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLBIn, descLBOut, descLBFlows, descLBEvict, descLBFull, descLBUp, descLBReloads} {
+	for _, d := range []*prometheus.Desc{descLBIn, descLBOut, descLBFlows, descLBEvict, descLBFull, descLBUp, descLBReloads, descLBPkts, descLBBytes} {
 		ch <- d
 	}
 }
@@ -571,6 +573,36 @@ func (c lbCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descLBUp, prometheus.GaugeValue, up, s.String(),
 				netip.AddrPortFrom(s.Backends[j].Addr, s.BackendPort(&s.Backends[j])).String())
 		}
+	}
+	type pair struct{ svc, be string }
+	sums := map[pair]*lb.BackendStat{}
+	var order []pair
+	for _, b := range c.rt.bals {
+		for _, st := range b.BackendStats() {
+			svc := st.VIP.String() + "/" + st.Proto.String()
+			be := "other"
+			if st.Backend.IsValid() {
+				be = st.Backend.String()
+			}
+			k := pair{svc, be}
+			t := sums[k]
+			if t == nil {
+				t = &lb.BackendStat{}
+				sums[k] = t
+				order = append(order, k)
+			}
+			t.InPackets += st.InPackets
+			t.InBytes += st.InBytes
+			t.OutPackets += st.OutPackets
+			t.OutBytes += st.OutBytes
+		}
+	}
+	for _, k := range order {
+		t := sums[k]
+		ch <- prometheus.MustNewConstMetric(descLBPkts, prometheus.CounterValue, float64(t.InPackets), k.svc, k.be, "in")
+		ch <- prometheus.MustNewConstMetric(descLBPkts, prometheus.CounterValue, float64(t.OutPackets), k.svc, k.be, "out")
+		ch <- prometheus.MustNewConstMetric(descLBBytes, prometheus.CounterValue, float64(t.InBytes), k.svc, k.be, "in")
+		ch <- prometheus.MustNewConstMetric(descLBBytes, prometheus.CounterValue, float64(t.OutBytes), k.svc, k.be, "out")
 	}
 	ch <- prometheus.MustNewConstMetric(descLBReloads, prometheus.CounterValue, float64(c.rt.reloads.Load()), "ok")
 	ch <- prometheus.MustNewConstMetric(descLBReloads, prometheus.CounterValue, float64(c.rt.rejected.Load()), "rejected")

@@ -360,6 +360,22 @@ func TestLB(t *testing.T) {
 	}
 	pingAll("before reloads")
 
+	t.Run("metrics", func(t *testing.T) {
+		_, body, err := scrape(func() (net.Conn, error) { return net.Dial("unix", sock) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			`tygress_lb_backend_packets_total{backend="10.88.1.13:80",direction="in",service="10.88.0.100:80/tcp"}`,
+			`tygress_lb_backend_up{backend="10.88.1.11:80",service="10.88.0.100:80/tcp"} 1`,
+			"tygress_lb_active_flows", "tygress_rx_packets_total",
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+	})
+
 	t.Run("same-config reload moves nothing", func(t *testing.T) {
 		writeConfig(t, conf, lbBackends(1, 1, 2), lbBackends(1, 1, 1))
 		hup()
