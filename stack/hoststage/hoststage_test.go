@@ -31,7 +31,7 @@ func (s *slab) Alloc() (pipeline.Frame, bool) {
 	a := s.free[len(s.free)-1]
 	s.free = s.free[:len(s.free)-1]
 	s.out++
-	return pipeline.Frame{Data: s.mem[a:a:a+2048], Addr: a}, true
+	return pipeline.Frame{Data: s.mem[a : a : a+2048], Addr: a}, true
 }
 
 func (s *slab) put(f pipeline.Frame) { s.free = append(s.free, f.Addr); s.out-- }
