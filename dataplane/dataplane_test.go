@@ -29,6 +29,9 @@ type shardReflect struct {
 func (s *shardReflect) Process(b *pipeline.Batch) {
 	for i := range b.Frames {
 		f := &b.Frames[i]
+		if f.Verdict != pipeline.Pass {
+			panic(fmt.Sprintf("frame arrived decided (verdict %v, handed off %v)", f.Verdict, b.Handoff))
+		}
 		var d proto.Decoded
 		if proto.Decode(f.Data, &d, &s.opts) != nil || d.L4Proto != proto.IPProtoUDP || d.L3Proto != proto.EtherTypeIPv4 {
 			f.SetDrop(pipeline.ReasonUnknownProto)

@@ -100,6 +100,11 @@ func (h *handoff) wire(q int, wc *pipeline.WorkerConfig) {
 				k += h.frames[j][q].DequeueBatch(out[k:])
 			}
 		}
+		// The frames carry the Handoff verdict that sent them here: they
+		// start this worker's pipeline undecided.
+		for i := range out[:k] {
+			out[i].Verdict, out[i].Reason = pipeline.Pass, 0
+		}
 		return k
 	}
 	scratch := h.scratch[q]

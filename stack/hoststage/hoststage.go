@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sync"
 
 	"github.com/tygress/tygress/pipeline"
 	"github.com/tygress/tygress/proto"
@@ -57,6 +58,11 @@ type Config struct {
 	Ports    []PortConfig
 	Neighbor neighbor.Config // MAC is set per port
 	Frames   FrameSource
+	// Group, if set, joins the stages of several workers of one data
+	// path: a neighbor reply (ARP reply, neighbor advertisement) one of
+	// them receives is given to the others' tables too, since the peer's
+	// RSS puts replies on any queue.
+	Group *Group
 	// Intercept, if set, sees every IP frame to one of our addresses
 	// that is not ICMP echo, ARP or NDP (with the port it came from); it
 	// returns true when it consumed the frame (the stage then frees it).
@@ -85,6 +91,7 @@ type port struct {
 // pipeline.Stage and pipeline.Releaser.
 type Stage struct {
 	cfg   Config
+	inbox inbox // neighbor replies from the group
 	ports []*port
 	byIdx map[uint16]*port
 	now   int64
@@ -119,7 +126,72 @@ func New(cfg Config) (*Stage, error) {
 		s.ports = append(s.ports, p)
 		s.byIdx[pc.Index] = p
 	}
+	if cfg.Group != nil {
+		cfg.Group.mu.Lock()
+		cfg.Group.stages = append(cfg.Group.stages, s)
+		cfg.Group.mu.Unlock()
+	}
 	return s, nil
+}
+
+// Group joins the stages of the workers of one data path (Config.Group).
+type Group struct {
+	mu     sync.Mutex
+	stages []*Stage
+}
+
+// inbox holds copies of neighbor replies other stages received: a few
+// fixed slots under a mutex (control-plane rate; a full inbox drops).
+type inbox struct {
+	mu    sync.Mutex
+	n     int
+	ports [16]uint16
+	lens  [16]int
+	bufs  [16][128]byte
+}
+
+func (s *Stage) share(port uint16, frame []byte) {
+	g := s.cfg.Group
+	if g == nil || len(frame) > 128 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, o := range g.stages {
+		if o == s {
+			continue
+		}
+		o.inbox.mu.Lock()
+		if i := o.inbox.n; i < len(o.inbox.bufs) {
+			o.inbox.ports[i], o.inbox.lens[i] = port, copy(o.inbox.bufs[i][:], frame)
+			o.inbox.n++
+		}
+		o.inbox.mu.Unlock()
+	}
+}
+
+// drainInbox feeds the shared replies to the tables.
+func (s *Stage) drainInbox() {
+	s.inbox.mu.Lock()
+	defer s.inbox.mu.Unlock()
+	for i := range s.inbox.n {
+		p := s.byIdx[s.inbox.ports[i]]
+		eth, err := proto.ParseEthernet(s.inbox.bufs[i][:s.inbox.lens[i]])
+		if p == nil || err != nil {
+			continue
+		}
+		switch eth.EtherType() {
+		case proto.EtherTypeARP:
+			if a, err := proto.ParseARP(eth.Payload()); err == nil {
+				p.nb.InputARP(s.now, eth, a)
+			}
+		case proto.EtherTypeIPv6:
+			if ip, err := proto.ParseIPv6(eth.Payload()); err == nil {
+				p.nb.InputNDP(s.now, eth.Src(), ip)
+			}
+		}
+	}
+	s.inbox.n = 0
 }
 
 // Name is the stage's name in counters and captures.
@@ -171,7 +243,9 @@ func (s *Stage) input(p *port, f *pipeline.Frame) {
 		if err != nil {
 			return
 		}
-		p.nb.InputARP(s.now, eth, a)
+		if p.nb.InputARP(s.now, eth, a) == neighbor.OK && a.Op() == proto.ARPReply {
+			s.share(p.cfg.Index, f.Data)
+		}
 		s.stats.Neighbor++
 		f.SetDrop(ReasonConsumed)
 	case proto.EtherTypeIPv4:
@@ -198,7 +272,9 @@ func (s *Stage) input(p *port, f *pipeline.Frame) {
 			if err == nil {
 				switch m.Type() {
 				case proto.ICMPv6NeighborSolicitation, proto.ICMPv6NeighborAdvertisement:
-					p.nb.InputNDP(s.now, eth.Src(), ip)
+					if p.nb.InputNDP(s.now, eth.Src(), ip) == neighbor.OK && m.Type() == proto.ICMPv6NeighborAdvertisement {
+						s.share(p.cfg.Index, f.Data)
+					}
 					s.stats.Neighbor++
 					f.SetDrop(ReasonConsumed)
 					return
@@ -371,6 +447,9 @@ func (s *Stage) emit(f pipeline.Frame, p *port) {
 // to the pipeline (pipeline.Releaser).
 func (s *Stage) Release(now int64, out []pipeline.Frame) int {
 	s.now = now
+	if s.cfg.Group != nil {
+		s.drainInbox()
+	}
 	for _, p := range s.ports {
 		if now >= p.nb.Next() {
 			p.nb.Tick(now)

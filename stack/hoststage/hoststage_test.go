@@ -173,3 +173,30 @@ func TestEchoInterceptPass(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestGroupSharesReplies: a neighbor reply one worker's stage receives
+// resolves the address in the other workers' stages too.
+func TestGroupSharesReplies(t *testing.T) {
+	g := &Group{}
+	var stages [2]*Stage
+	var slabs [2]*slab
+	for i := range stages {
+		slabs[i] = newSlab(64)
+		s, err := New(Config{Ports: []PortConfig{{Index: 1, MAC: macLB, Addrs: []netip.Prefix{netip.PrefixFrom(ourA, 24)}}},
+			Neighbor: neighbor.DefaultConfig(), Frames: slabs[i], Group: g})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stages[i] = s
+	}
+	other := netip.MustParseAddr("10.0.1.12")
+	// Stage 1 wants the address; the reply lands on stage 0.
+	stages[1].Lookup(other)
+	run(stages[1], slabs[1], 1e9)
+	mac2 := [6]byte{2, 0, 0, 0, 2, 3}
+	run(stages[0], slabs[0], 1e9, arp(proto.ARPReply, mac2, other, ourA, macLB))
+	run(stages[1], slabs[1], 1e9) // Release drains the inbox
+	if mac, ok := stages[1].Lookup(other); !ok || mac != mac2 {
+		t.Fatalf("stage 1 did not learn the shared reply: %x %v", mac, ok)
+	}
+}
