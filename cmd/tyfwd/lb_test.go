@@ -38,7 +38,7 @@ type lbTopo struct {
 
 const lbVIP = "10.88.0.100"
 
-func newLBTopo(t *testing.T) *lbTopo {
+func newLBTopo(t *testing.T, queues int) *lbTopo {
 	t.Helper()
 	testutil.RequirePrivileged(t)
 	lt := &lbTopo{}
@@ -62,12 +62,12 @@ func newLBTopo(t *testing.T) *lbTopo {
 	sw := ns("tyls")
 	c0 := topo.Port{NS: lt.cli, Name: "c0", Addrs: []string{"10.88.0.1/24"}}
 	l0 := topo.Port{NS: lt.lbn, Name: "l0"}
-	if err = topo.NewVeth(&c0, &l0, topo.VethOptions{}); err != nil {
+	if err = topo.NewVeth(&c0, &l0, topo.VethOptions{Queues: queues}); err != nil {
 		t.Fatal(err)
 	}
 	l1 := topo.Port{NS: lt.lbn, Name: "l1"}
 	s0 := topo.Port{NS: sw, Name: "s0"}
-	if err = topo.NewVeth(&l1, &s0, topo.VethOptions{}); err != nil {
+	if err = topo.NewVeth(&l1, &s0, topo.VethOptions{Queues: queues}); err != nil {
 		t.Fatal(err)
 	}
 	run := func(n *topo.Namespace, args ...string) {
@@ -300,7 +300,7 @@ func within10(t *testing.T, counts map[string]int, weights map[string]int) {
 // TestLB runs tyfwd lb between kernel clients and three kernel HTTP
 // backends and checks what issue 5 asks of it.
 func TestLB(t *testing.T) {
-	lt := newLBTopo(t)
+	lt := newLBTopo(t, 1)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "lb.toml")
 	writeConfig(t, conf, lbBackends(1, 1, 2), lbBackends(1, 1, 1))
@@ -531,4 +531,50 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// TestLBTwoQueues: with two queues (two workers), connections still work:
+// a NAT reply that arrives on the other worker's queue is handed to the
+// worker that owns the client endpoint, and neighbor replies reach both.
+func TestLBTwoQueues(t *testing.T) {
+	lt := newLBTopo(t, 2)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "lb.toml")
+	writeConfig(t, conf, lbBackends(1, 1, 2), lbBackends(1, 1, 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", lt.lbn.Name, tyfwd, "lb", "-i", "l0", "-o", "l1",
+		"--addr", "10.88.0.2/24", "--addr", "10.88.1.1/24", "--config", conf, "--queues", "2", "--quiet")
+	var out bytes.Buffer
+	var outMu sync.Mutex
+	cmd.Stdout = lockedWriter{&out, &outMu}
+	cmd.Stderr = lockedWriter{&out, &outMu}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := lt.get(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			outMu.Lock()
+			t.Fatalf("no answer through the VIP:\n%s", out.String())
+		}
+	}
+	counts := lt.spread(t, 1500)
+	t.Logf("1500 connections over two workers: %v %q", counts, lt.errs)
+	if counts["error"] != 0 {
+		t.Errorf("%d requests failed", counts["error"])
+	}
+	within10(t, counts, map[string]int{"b1": 1, "b2": 1, "b3": 2})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		outMu.Lock()
+		t.Fatalf("lb: %v\n%s", err, out.String())
+	}
+	outMu.Lock()
+	t.Logf("lb output:\n%s", out.String())
+	outMu.Unlock()
 }
