@@ -60,7 +60,7 @@ func newLBTopo(t *testing.T, queues int) *lbTopo {
 	}
 	lt.cli, lt.lbn = ns("tylc"), ns("tyll")
 	sw := ns("tyls")
-	c0 := topo.Port{NS: lt.cli, Name: "c0", Addrs: []string{"10.88.0.1/24"}}
+	c0 := topo.Port{NS: lt.cli, Name: "c0", Addrs: []string{"10.88.0.1/24", "fd00:88::1/64"}}
 	l0 := topo.Port{NS: lt.lbn, Name: "l0"}
 	if err = topo.NewVeth(&c0, &l0, topo.VethOptions{Queues: queues}); err != nil {
 		t.Fatal(err)
@@ -80,13 +80,14 @@ func newLBTopo(t *testing.T, queues int) *lbTopo {
 	run(sw, "ip", "link", "set", "s0", "master", "br0")
 	for i := range 3 {
 		lt.backs[i] = ns(fmt.Sprintf("tylb%d", i+1))
-		e := topo.Port{NS: lt.backs[i], Name: "e0", Addrs: []string{fmt.Sprintf("10.88.1.%d/24", 11+i)}}
+		e := topo.Port{NS: lt.backs[i], Name: "e0", Addrs: []string{fmt.Sprintf("10.88.1.%d/24", 11+i), fmt.Sprintf("fd00:88:1::%d/64", 11+i)}}
 		s := topo.Port{NS: sw, Name: fmt.Sprintf("s%d", i+1)}
 		if err = topo.NewVeth(&e, &s, topo.VethOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		run(sw, "ip", "link", "set", s.Name, "master", "br0")
 		run(lt.backs[i], "ip", "route", "add", "default", "via", "10.88.1.1")
+		run(lt.backs[i], "ip", "-6", "route", "add", "default", "via", "fd00:88:1::1")
 		lt.serve(t, i)
 	}
 	return lt
@@ -148,15 +149,18 @@ func (lt *lbTopo) dial(addr string, timeout time.Duration) (net.Conn, error) {
 	return c, err
 }
 
-// get does one HTTP request on a new connection and returns the backend
-// that answered.
-func (lt *lbTopo) get() (string, error) {
+// get does one HTTP request on a new connection to the IPv4 VIP and
+// returns the backend that answered.
+func (lt *lbTopo) get() (string, error) { return lt.getFrom(lbVIP) }
+
+// getFrom is get for any VIP (an IPv6 one in brackets).
+func (lt *lbTopo) getFrom(vip string) (string, error) {
 	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 		return lt.dial(addr, 2*time.Second)
 	}}
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr, Timeout: 3 * time.Second}
-	resp, err := cl.Get("http://" + lbVIP + "/")
+	resp, err := cl.Get("http://" + vip + "/")
 	if err != nil {
 		return "", err
 	}
@@ -261,6 +265,19 @@ proto = "tcp"
   [service.health_check]
   kind = "none"
 %s
+[[service]]
+vip = "[fd00:88::100]:80"
+proto = "tcp"
+  [service.health_check]
+  kind = "tcp"
+  interval = "500ms"
+  timeout = "200ms"
+  [[service.backend]]
+  addr = "fd00:88:1::11"
+  [[service.backend]]
+  addr = "fd00:88:1::12"
+  [[service.backend]]
+  addr = "fd00:88:1::13"
 `
 
 func lbBackends(weights ...int) string {
@@ -308,7 +325,8 @@ func TestLB(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", lt.lbn.Name, tyfwd, "lb", "-i", "l0", "-o", "l1",
-		"--addr", "10.88.0.2/24", "--addr", "10.88.1.1/24", "--config", conf, "--queues", "1",
+		"--addr", "10.88.0.2/24", "--addr", "10.88.1.1/24", "--addr", "fd00:88::2/64", "--addr", "fd00:88:1::1/64",
+		"--config", conf, "--queues", "1",
 		"--admin", "unix:"+sock, "--reload-poll", "0")
 	var out bytes.Buffer
 	var outMu sync.Mutex
@@ -336,8 +354,8 @@ func TestLB(t *testing.T) {
 	}
 
 	t.Run("spread", func(t *testing.T) {
-		counts := lt.spread(t, 3000)
-		t.Logf("3000 connections: %v %q", counts, lt.errs)
+		counts := lt.spread(t, 4000)
+		t.Logf("4000 connections: %v %q", counts, lt.errs)
 		within10(t, counts, map[string]int{"b1": 1, "b2": 1, "b3": 2})
 	})
 
@@ -360,6 +378,21 @@ func TestLB(t *testing.T) {
 	}
 	pingAll("before reloads")
 
+	t.Run("ipv6", func(t *testing.T) {
+		counts := map[string]int{}
+		for range 300 {
+			b, err := lt.getFrom("[fd00:88::100]")
+			if err != nil {
+				b = "error"
+			}
+			counts[b]++
+		}
+		t.Logf("300 connections over IPv6: %v", counts)
+		if counts["error"] != 0 || counts["b1"] == 0 || counts["b2"] == 0 || counts["b3"] == 0 {
+			t.Errorf("IPv6 service: %v", counts)
+		}
+	})
+
 	t.Run("metrics", func(t *testing.T) {
 		_, body, err := scrape(func() (net.Conn, error) { return net.Dial("unix", sock) })
 		if err != nil {
@@ -380,7 +413,7 @@ func TestLB(t *testing.T) {
 		writeConfig(t, conf, lbBackends(1, 1, 2), lbBackends(1, 1, 1))
 		hup()
 		pingAll("after an identical reload")
-		within10(t, lt.spread(t, 1500), map[string]int{"b1": 1, "b2": 1, "b3": 2})
+		within10(t, lt.spread(t, 3000), map[string]int{"b1": 1, "b2": 1, "b3": 2})
 	})
 
 	t.Run("removing a backend moves only its flows", func(t *testing.T) {
