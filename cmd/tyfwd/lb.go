@@ -357,12 +357,14 @@ func (f *lbFlags) run(ctx context.Context, out io.Writer, cfg *lb.Config) error 
 		}
 	}
 	var bmu sync.Mutex
+	group := &hoststage.Group{}
 	build := func(q int) *pipeline.Pipeline {
 		pf := &dataplane.PoolFrames{}
 		host, err := hoststage.New(hoststage.Config{
 			Ports:     []hoststage.PortConfig{cport, bport},
 			Neighbor:  neighbor.DefaultConfig(),
 			Frames:    pf,
+			Group:     group,
 			Intercept: func(_ uint16, ip []byte) bool { return rt.prober != nil && rt.prober.Input(ip) },
 		})
 		if err != nil {
