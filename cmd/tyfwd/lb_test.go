@@ -314,6 +314,50 @@ func within10(t *testing.T, counts map[string]int, weights map[string]int) {
 	}
 }
 
+// lbProc is a running tyfwd lb.
+type lbProc struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+	mu  sync.Mutex
+}
+
+func (p *lbProc) output() string { p.mu.Lock(); defer p.mu.Unlock(); return p.out.String() }
+
+// startLB starts tyfwd lb in the balancer's namespace with the common
+// flags and args, and waits until the IPv4 VIP answers.
+func (lt *lbTopo) startLB(t *testing.T, ctx context.Context, args ...string) *lbProc {
+	t.Helper()
+	p := &lbProc{}
+	full := append([]string{"netns", "exec", lt.lbn.Name, tyfwd, "lb", "-i", "l0", "-o", "l1",
+		"--addr", "10.88.0.2/24", "--addr", "10.88.1.1/24", "--addr", "fd00:88::2/64", "--addr", "fd00:88:1::1/64"}, args...)
+	p.cmd = exec.CommandContext(ctx, "ip", full...)
+	p.cmd.Stdout = lockedWriter{&p.out, &p.mu}
+	p.cmd.Stderr = lockedWriter{&p.out, &p.mu}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := lt.get(); err == nil {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer through the VIP:\n%s", p.output())
+		}
+	}
+}
+
+// stop ends the balancer with SIGTERM and returns its output.
+func (p *lbProc) stop(t *testing.T) string {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("lb: %v\n%s", err, p.output())
+	}
+	return p.output()
+}
+
 // TestLB runs tyfwd lb between kernel clients and three kernel HTTP
 // backends and checks what issue 5 asks of it.
 func TestLB(t *testing.T) {
@@ -324,33 +368,13 @@ func TestLB(t *testing.T) {
 	sock := filepath.Join(dir, "admin.sock")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", lt.lbn.Name, tyfwd, "lb", "-i", "l0", "-o", "l1",
-		"--addr", "10.88.0.2/24", "--addr", "10.88.1.1/24", "--addr", "fd00:88::2/64", "--addr", "fd00:88:1::1/64",
-		"--config", conf, "--queues", "1",
-		"--admin", "unix:"+sock, "--reload-poll", "0")
-	var out bytes.Buffer
-	var outMu sync.Mutex
-	cmd.Stdout = lockedWriter{&out, &outMu}
-	cmd.Stderr = lockedWriter{&out, &outMu}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	output := func() string { outMu.Lock(); defer outMu.Unlock(); return out.String() }
+	lb := lt.startLB(t, ctx, "--config", conf, "--queues", "1", "--admin", "unix:"+sock, "--reload-poll", "0", "--quiet")
+	output := lb.output
 	hup := func() {
-		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := lb.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(300 * time.Millisecond)
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := lt.get(); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no answer through the VIP:\n%s", output())
-		}
 	}
 
 	t.Run("spread", func(t *testing.T) {
@@ -492,11 +516,7 @@ func TestLB(t *testing.T) {
 		pingAll("with a full table")
 	})
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("lb: %v\n%s", err, output())
-	}
-	o := output()
+	o := lb.stop(t)
 	t.Logf("lb output:\n%s", o)
 	for _, want := range []string{"summary: ", "drop_unknown_vip=", "drop_table_full=", "drop_malformed=", "lb: inbound="} {
 		if !strings.Contains(o, want) {
@@ -576,38 +596,12 @@ func TestLBTwoQueues(t *testing.T) {
 	writeConfig(t, conf, lbBackends(1, 1, 2), lbBackends(1, 1, 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", lt.lbn.Name, tyfwd, "lb", "-i", "l0", "-o", "l1",
-		"--addr", "10.88.0.2/24", "--addr", "10.88.1.1/24", "--config", conf, "--queues", "2", "--quiet")
-	var out bytes.Buffer
-	var outMu sync.Mutex
-	cmd.Stdout = lockedWriter{&out, &outMu}
-	cmd.Stderr = lockedWriter{&out, &outMu}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := lt.get(); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			outMu.Lock()
-			t.Fatalf("no answer through the VIP:\n%s", out.String())
-		}
-	}
+	lb := lt.startLB(t, ctx, "--config", conf, "--queues", "2", "--quiet")
 	counts := lt.spread(t, 1500)
 	t.Logf("1500 connections over two workers: %v %q", counts, lt.errs)
 	if counts["error"] != 0 {
 		t.Errorf("%d requests failed", counts["error"])
 	}
 	within10(t, counts, map[string]int{"b1": 1, "b2": 1, "b3": 2})
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		outMu.Lock()
-		t.Fatalf("lb: %v\n%s", err, out.String())
-	}
-	outMu.Lock()
-	t.Logf("lb output:\n%s", out.String())
-	outMu.Unlock()
+	t.Logf("lb output:\n%s", lb.stop(t))
 }

@@ -4,6 +4,11 @@ package route
 // two slots, at most half of them used, and deletion by backward shift (no
 // tombstones), so that a probe for an absent key ends at the first empty
 // slot. An empty slot has a nil route.
+//
+// hash4 and hash6 are the same code on two key types on purpose: a generic
+// table[K] whose keys hash through a method measured 1.7x slower lookups
+// here (the method is called through the generic dictionary), and lookups
+// run per datagram sent.
 
 const (
 	mul1 = 0x9e3779b97f4a7c15 // 2^64 / golden ratio
