@@ -6,7 +6,7 @@ GO          ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 3s
 BIN         := bin/tyfwd
-APT_PKGS    := clang llvm libbpf-dev bpftool ethtool iproute2 iputils-ping tcpdump python3-scapy
+APT_PKGS    := clang llvm libbpf-dev bpftool ethtool iproute2 iputils-ping tcpdump python3-scapy nftables
 export TYGRESS_REQUIRE_PRIVILEGED
 
 .PHONY: all build deps generate lint test test-unit test-race fuzz-short fuzz bench demo clean
@@ -68,6 +68,7 @@ test: deps lint test-unit test-race fuzz-short
 bench: deps build
 	cd bench && $(GO) run ./cmd/benchrun
 	cd bench && $(GO) run ./cmd/udpecho
+	cd bench && $(GO) run ./cmd/lbbench
 
 demo: deps build
 	./$(BIN) demo

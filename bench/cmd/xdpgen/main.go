@@ -2,7 +2,9 @@
 // live-frames generator. It loads an XDP program that returns XDP_TX and
 // runs it with BPF_F_TEST_XDP_LIVE_FRAMES on one prebuilt UDP/IPv4 frame,
 // with the sender interface as ingress_ifindex, so every repetition leaves
-// that interface towards the device under test. Nothing varies per packet.
+// that interface towards the device under test. Nothing varies per packet,
+// unless --flows N: then the program rewrites each repetition into the next
+// of N UDP flows (source port and source address; see xdpprog.FlowRotator).
 //
 // Run it inside the namespace of the sender interface (ingress_ifindex is
 // looked up in the caller's namespace) and pinned to one CPU. Each call
@@ -17,6 +19,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +30,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/tygress/tygress/bench/internal/frame"
@@ -46,6 +50,7 @@ type options struct {
 	cpu            int
 	quiet          bool
 	dumpFrame      bool
+	flows, ports   int
 }
 
 func main() {
@@ -63,6 +68,8 @@ func main() {
 	fs.UintVar(&o.repeat, "repeat", 4<<20, "repetitions per BPF_PROG_TEST_RUN call (≥ 2M to saturate a core)")
 	fs.UintVar(&o.batch, "batch", 0, "live-frames batch size (0: the kernel's 64)")
 	fs.IntVar(&o.cpu, "cpu", -1, "pin the sending thread to this CPU (-1: do not pin)")
+	fs.IntVar(&o.flows, "flows", 1, "rotate this many UDP flows, one per frame: source port --sport + i%ports, source address --src + i/ports (checksums stay valid)")
+	fs.IntVar(&o.ports, "ports", 0, "with --flows: source ports per source address (0: min(flows, 65536 - sport))")
 	fs.BoolVar(&o.quiet, "quiet", false, "no per-call lines")
 	fs.BoolVar(&o.dumpFrame, "dump", false, "print the frame in hex and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -103,8 +110,12 @@ func buildFrame(o options, ifc *net.Interface) ([]byte, error) {
 	if o.sport < 0 || o.sport > 65535 || o.dport < 0 || o.dport > 65535 {
 		return nil, errors.New("ports must be in [0, 65535]")
 	}
+	var payload []byte
+	if o.flows > 1 {
+		payload = []byte{0xff, 0xff} // room for FlowRotator's compensation
+	}
 	return frame.UDP4(frame.UDP4Options{DstMAC: dst, SrcMAC: src, Src: sip, Dst: dip,
-		SrcPort: uint16(o.sport), DstPort: uint16(o.dport), Len: o.length})
+		SrcPort: uint16(o.sport), DstPort: uint16(o.dport), Len: o.length, Payload: payload})
 }
 
 func run(o options) (string, error) {
@@ -128,7 +139,7 @@ func run(o options) (string, error) {
 	if err := frame.Verify(pkt); err != nil {
 		return "", fmt.Errorf("self-check of the frame: %w", err)
 	}
-	prog, err := xdpprog.Return(xdpprog.TX)
+	prog, err := loadProg(o, pkt)
 	if err != nil {
 		return "", err
 	}
@@ -189,7 +200,34 @@ func run(o options) (string, error) {
 	if calls > 0 {
 		nsPer = float64(nsSum) / float64(calls)
 	}
-	return fmt.Sprintf("summary: tx_pkts=%d seconds=%.3f calls=%d ns_per_pkt=%.1f len=%d", sent, secs, calls, nsPer, len(pkt)), nil
+	return fmt.Sprintf("summary: tx_pkts=%d seconds=%.3f calls=%d ns_per_pkt=%.1f len=%d flows=%d", sent, secs, calls, nsPer, len(pkt), max(o.flows, 1)), nil
+}
+
+// loadProg loads the plain XDP_TX program, or with --flows the flow
+// rotator over pkt's fields.
+func loadProg(o options, pkt []byte) (*ebpf.Program, error) {
+	if o.flows <= 1 {
+		return xdpprog.Return(xdpprog.TX)
+	}
+	ports := o.ports
+	if ports <= 0 {
+		ports = min(o.flows, 65536-o.sport)
+	}
+	if len(pkt) < frame.MinLen+2 {
+		return nil, errors.New("--flows needs a frame with at least 2 payload bytes")
+	}
+	base := xdpprog.FlowBase{
+		SrcLo:   binary.BigEndian.Uint16(pkt[28:30]),
+		ID:      binary.BigEndian.Uint16(pkt[18:20]),
+		Sport:   binary.BigEndian.Uint16(pkt[34:36]),
+		Payload: binary.BigEndian.Uint16(pkt[42:44]),
+	}
+	state, err := xdpprog.FlowState()
+	if err != nil {
+		return nil, err
+	}
+	defer state.Close() // the program holds its own reference
+	return xdpprog.FlowRotator(state, uint32(o.flows), uint32(ports), base)
 }
 
 // progRunAttr is the BPF_PROG_TEST_RUN part of union bpf_attr

@@ -40,6 +40,9 @@ type UDP4Options struct {
 	// a 1500-byte IP packet).
 	Len int
 	TTL uint8 // 0 means 64
+	// Payload, when given, is copied to the start of the UDP payload (as
+	// much as fits); the rest keeps the pattern.
+	Payload []byte
 }
 
 // ErrBadOptions reports options UDP4 cannot build a frame from.
@@ -86,6 +89,7 @@ func UDP4(o UDP4Options) ([]byte, error) {
 	for i := UDPLen; i < len(udp); i++ {
 		udp[i] = byte(i - UDPLen)
 	}
+	copy(udp[UDPLen:], o.Payload)
 	c := ^fold(sum(pseudo(src, dst, len(udp)), udp))
 	if c == 0 {
 		c = 0xffff // RFC 768: a computed zero is sent as all ones

@@ -256,3 +256,113 @@ func (s *XSKSteering) Register(queue, fd int) error {
 func (s *XSKSteering) Close() error {
 	return errors.Join(s.link.Close(), s.prog.Close(), s.Map.Close())
 }
+
+// Frame offsets of an Ethernet + IPv4 (no options) + UDP frame, the fields
+// FlowRotator rewrites.
+const (
+	offIPID    = 14 + 4
+	offSrcLo   = 14 + 12 + 2 // low 16 bits of the IPv4 source address
+	offSport   = 14 + 20
+	offPayload = 14 + 20 + 8
+)
+
+// FlowBase is what FlowRotator's frame holds for flow 0 (host order).
+type FlowBase struct {
+	SrcLo   uint16 // low 16 bits of the source address
+	ID      uint16 // IPv4 identification
+	Sport   uint16 // UDP source port
+	Payload uint16 // first 16-bit word of the UDP payload
+}
+
+// FlowState is a one-slot array holding a FlowRotator's next flow number.
+func FlowState() (*ebpf.Map, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "bench_flow", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	if err != nil {
+		return nil, fmt.Errorf("create flow state map: %w", err)
+	}
+	return m, nil
+}
+
+// FlowRotator loads the generator's XDP_TX program that sends each
+// repetition of a UDP/IPv4 frame as the next of flows flows: flow c (kept
+// in state, wrapping at flows) has source port base.Sport + c%ports and
+// source address low word base.SrcLo + c/ports. Both checksums stay valid
+// without being computed: the IPv4 identification goes down by what the
+// address goes up, and the first payload word by what the address and the
+// port go up (one's complement sums unchanged). The frame must be at least
+// 44 bytes and base must leave room: base.ID >= c/ports, base.SrcLo +
+// c/ports and base.Sport + c%ports <= 0xffff, base.Payload >= c/ports +
+// c%ports for every c. Not safe for concurrent callers (one generator
+// thread).
+func FlowRotator(state *ebpf.Map, flows, ports uint32, base FlowBase) (*ebpf.Program, error) {
+	if flows == 0 || ports == 0 || flows > 1<<30 {
+		return nil, errors.New("xdpprog: flows and ports must be in [1, 2^30]")
+	}
+	amax, pmax := (flows-1)/ports, min(ports, flows)-1
+	if uint32(base.ID) < amax || uint32(base.SrcLo)+amax > 0xffff || uint32(base.Sport)+pmax > 0xffff || uint32(base.Payload) < amax+pmax {
+		return nil, errors.New("xdpprog: the base frame leaves no room for the flow fields")
+	}
+	// store16 writes r1 (host order) big-endian at data+off (r2 = data).
+	store16 := func(off int16) asm.Instructions {
+		return asm.Instructions{asm.HostTo(asm.BE, asm.R1, asm.Half), asm.StoreMem(asm.R2, off, asm.R1, asm.Half)}
+	}
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.LoadMapPtr(asm.R1, state.FD()),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "tx"),
+		asm.LoadMem(asm.R7, asm.R0, 0, asm.DWord), // c
+		asm.Mov.Reg(asm.R1, asm.R7),
+		asm.Add.Imm(asm.R1, 1),
+		asm.JLT.Imm(asm.R1, int32(flows), "store"),
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord).WithSymbol("store"),
+		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, offPayload+2),
+		asm.JGT.Reg(asm.R4, asm.R3, "tx"),
+		asm.Mov.Reg(asm.R8, asm.R7),
+		asm.Div.Imm(asm.R8, int32(ports)), // a: address offset
+		asm.Mov.Reg(asm.R9, asm.R7),
+		asm.Mod.Imm(asm.R9, int32(ports)), // p: port offset
+		asm.Mov.Reg(asm.R1, asm.R8),
+		asm.Add.Imm(asm.R1, int32(base.SrcLo)),
+	}
+	insns = append(insns, store16(offSrcLo)...)
+	insns = append(insns, asm.Mov.Imm(asm.R1, int32(base.ID)), asm.Sub.Reg(asm.R1, asm.R8))
+	insns = append(insns, store16(offIPID)...)
+	insns = append(insns, asm.Mov.Reg(asm.R1, asm.R9), asm.Add.Imm(asm.R1, int32(base.Sport)))
+	insns = append(insns, store16(offSport)...)
+	insns = append(insns, asm.Mov.Imm(asm.R1, int32(base.Payload)), asm.Sub.Reg(asm.R1, asm.R8), asm.Sub.Reg(asm.R1, asm.R9))
+	insns = append(insns, store16(offPayload)...)
+	insns = append(insns,
+		asm.Mov.Imm(asm.R0, TX).WithSymbol("tx"),
+		asm.Return(),
+	)
+	return load("bench_flows", insns)
+}
+
+// DropCountingPassARP loads a program that passes ARP (so a kernel behind
+// the interface still answers it) and counts and drops everything else.
+func DropCountingPassARP(c *Counter) (*ebpf.Program, error) {
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 14),
+		asm.JGT.Reg(asm.R4, asm.R3, "count"),
+		asm.LoadMem(asm.R1, asm.R2, 12, asm.Half),
+		asm.JNE.Imm(asm.R1, int32(binary.NativeEndian.Uint16([]byte{0x08, 0x06})), "count"), // ETH_P_ARP
+		asm.Mov.Imm(asm.R0, Pass),
+		asm.Return(),
+		asm.Mov.Reg(asm.R6, asm.R6).WithSymbol("count"), // no-op jump target
+	}
+	insns = append(insns, count(c)...)
+	insns = append(insns, asm.Mov.Imm(asm.R0, Drop), asm.Return())
+	return load("bench_drop_arp", insns)
+}

@@ -2,12 +2,15 @@ package xdpprog_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
+	"net/netip"
 	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
 
+	"github.com/tygress/tygress/bench/internal/frame"
 	"github.com/tygress/tygress/bench/internal/xdpprog"
 )
 
@@ -101,5 +104,79 @@ func TestPrograms(t *testing.T) {
 			t.Fatalf("return program gave %d, want %d", ret, a)
 		}
 		p.Close()
+	}
+}
+
+func TestFlowRotator(t *testing.T) {
+	needRoot(t)
+	pkt, err := frame.UDP4(frame.UDP4Options{
+		DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1},
+		Src: netip.MustParseAddr("10.89.0.10"), Dst: netip.MustParseAddr("10.89.0.100"),
+		SrcPort: 10000, DstPort: 9000, Len: 60, Payload: []byte{0xff, 0xff},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := xdpprog.FlowState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer state.Close()
+	base := xdpprog.FlowBase{SrcLo: 10, ID: binary.BigEndian.Uint16(pkt[18:20]), Sport: 10000, Payload: 0xffff}
+	if _, err := xdpprog.FlowRotator(state, 100, 40, xdpprog.FlowBase{SrcLo: 10, ID: 1, Sport: 10000, Payload: 0xffff}); err == nil {
+		t.Fatal("a base without room for the identification was accepted")
+	}
+	p, err := xdpprog.FlowRotator(state, 7, 3, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	seen := map[[6]byte]bool{}
+	for i := range 9 {
+		ret, out := run(t, p, pkt)
+		if ret != xdpprog.TX {
+			t.Fatalf("returned %d", ret)
+		}
+		out = out[:len(pkt)]
+		if err := frame.Verify(out); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		c := i % 7
+		if src, sport := out[29], binary.BigEndian.Uint16(out[34:36]); int(src) != 10+c/3 || int(sport) != 10000+c%3 {
+			t.Fatalf("frame %d: source .%d:%d, want .%d:%d", i, src, sport, 10+c/3, 10000+c%3)
+		}
+		seen[[6]byte(append(append([]byte(nil), out[26:30]...), out[34:36]...))] = true
+		if !bytes.Equal(out[30:34], pkt[30:34]) {
+			t.Fatalf("frame %d: destination changed", i)
+		}
+	}
+	if len(seen) != 7 {
+		t.Fatalf("%d distinct flows, want 7", len(seen))
+	}
+}
+
+func TestDropCountingPassARP(t *testing.T) {
+	needRoot(t)
+	c, err := xdpprog.NewCounter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := xdpprog.DropCountingPassARP(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	pkt := make([]byte, 60)
+	pkt[12], pkt[13] = 0x08, 0x06
+	if ret, _ := run(t, p, pkt); ret != xdpprog.Pass {
+		t.Fatalf("ARP: returned %d, want XDP_PASS", ret)
+	}
+	pkt[13] = 0x00
+	if ret, _ := run(t, p, pkt); ret != xdpprog.Drop {
+		t.Fatalf("IPv4: returned %d, want XDP_DROP", ret)
+	}
+	if n, err := c.Read(); err != nil || n != 1 {
+		t.Fatalf("counter %d, %v; want 1", n, err)
 	}
 }
