@@ -239,6 +239,26 @@ func (h healthStage) Next() int64 {
 	return h.rt.prober.Next()
 }
 
+// unmatchedStage drops what the balancer and the host stage left: IP
+// traffic to no service (lb.ReasonUnknownVIP), anything else by policy.
+type unmatchedStage struct{}
+
+func (unmatchedStage) Name() string { return "unmatched" }
+
+func (unmatchedStage) Process(b *pipeline.Batch) {
+	for i := range b.Frames {
+		f := &b.Frames[i]
+		if f.Verdict != pipeline.Pass {
+			continue
+		}
+		if eth, err := proto.ParseEthernet(f.Data); err == nil && (eth.EtherType() == proto.EtherTypeIPv4 || eth.EtherType() == proto.EtherTypeIPv6) {
+			f.SetDrop(lb.ReasonUnknownVIP)
+		} else {
+			f.SetDrop(pipeline.ReasonPolicy)
+		}
+	}
+}
+
 // steerStage hands a frame to the worker that owns its client endpoint, so
 // that both directions of a NAT connection meet one connection table.
 type steerStage struct {
@@ -372,7 +392,7 @@ func (f *lbFlags) run(ctx context.Context, out io.Writer, cfg *lb.Config) error 
 		}
 		bal, err := lb.NewBalancer(rt.effective(), lb.Options{
 			Resolver: host, ClientPort: 0, BackendPort: 1, ClientMAC: cmac, BackendMAC: bmac,
-			HashSeed: f.hashSeed,
+			HashSeed: f.hashSeed, PassUnmatched: true,
 		})
 		if err != nil {
 			panic(err) // the configuration was validated
@@ -397,7 +417,11 @@ func (f *lbFlags) run(ctx context.Context, out io.Writer, cfg *lb.Config) error 
 		if queues > 1 {
 			stages = append(stages, &steerStage{queues: uint16(queues), seed: f.hashSeed, backend: 1})
 		}
-		stages = append(stages, host, bal)
+		// The balancer first: forwarded traffic is almost all of it. What
+		// it does not take (ARP/NDP, pings, probe answers to our own
+		// addresses) goes on to the host stage, and what neither takes is
+		// counted as traffic to no service.
+		stages = append(stages, bal, host, unmatchedStage{})
 		return pipeline.New(stages...)
 	}
 	dcfg := f.c.config(ports, build)
