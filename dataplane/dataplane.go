@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -246,7 +247,21 @@ func permission(err error) error {
 }
 
 // Run starts every worker and blocks until ctx is done or a worker fails.
+//
+// Each worker keeps a P (runtime.GOMAXPROCS) on its locked thread, also
+// while it sleeps in poll(). Run raises GOMAXPROCS to one more than the
+// workers unless the GOMAXPROCS environment variable is set: with every P
+// in a worker's poll(), the runtime's sysmon takes the P away after 20 µs
+// and hands it back when poll() returns, on every sleep (under
+// `taskset -c 1` Go starts with GOMAXPROCS=1; measured at 3 Mpps of
+// rxdrop: 560 futex calls and 5k sysmon sleeps a second, against 180 and
+// 3.5k with one spare P).
 func (dp *DataPath) Run(ctx context.Context) error {
+	if os.Getenv("GOMAXPROCS") == "" {
+		if n := len(dp.Workers) + 1; runtime.GOMAXPROCS(0) < n {
+			runtime.GOMAXPROCS(n)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, len(dp.Workers))

@@ -206,12 +206,32 @@ type Output struct {
 	TX      []Frame // includes Redirect: OutPort says where
 	Local   []Frame
 	Handoff []Frame
+
+	// dropReason is the Reason of every frame the pipeline put in Drop
+	// unless dropMixed: the worker then counts drops per batch, not per
+	// frame.
+	dropReason Reason
+	dropMixed  bool
 }
 
 // Reset empties the output, keeping capacity.
 func (o *Output) Reset() {
 	o.Drop, o.TX, o.Local, o.Handoff = o.Drop[:0], o.TX[:0], o.Local[:0], o.Handoff[:0]
+	o.dropMixed = false
 }
+
+// noteDrop records the reason of frames about to join Drop.
+func (o *Output) noteDrop(r Reason) {
+	if len(o.Drop) == 0 {
+		o.dropReason = r
+	} else if r != o.dropReason {
+		o.dropMixed = true
+	}
+}
+
+// DropReason reports the one Reason shared by every frame in Drop, if
+// they share one (the pipeline tracks it as it sorts frames into Drop).
+func (o *Output) DropReason() (Reason, bool) { return o.dropReason, !o.dropMixed }
 
 // Pipeline is an ordered list of stages with a default verdict. A Pipeline
 // is used by one worker; build one per worker (stages may be shared if
@@ -348,6 +368,7 @@ func (p *Pipeline) collect(stage, in int, b *Batch, out *Output) {
 				f.Reason = r
 			}
 			p.drops[r]++
+			out.noteDrop(r)
 			out.Drop = append(out.Drop, *f)
 		case TX, Redirect:
 			out.TX = append(out.TX, *f)
@@ -397,6 +418,7 @@ func (p *Pipeline) collectUniform(stage int, b *Batch, out *Output) bool {
 	}
 	switch v {
 	case Drop:
+		out.noteDrop(r)
 		out.Drop = append(out.Drop, fr...)
 	case TX, Redirect:
 		out.TX = append(out.TX, fr...)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,11 +84,13 @@ type Worker struct {
 	batch   Batch
 	out     Output
 	txDescs [][]xsk.Desc
+	addrs   []uint64 // scratch for free
 	pollfds []unix.PollFd
 	pollMap []int
 
 	holds    bool // the pipeline has Releaser stages
-	wakeFD   int  // eventfd in the poll set; Wake writes it
+	wakeFD   int  // eventfd in the poll set; Wake and Stop write it
+	fdMu     sync.Mutex
 	sleeping atomic.Bool
 	wakeBuf  [8]byte
 
@@ -114,6 +117,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	w.batch.Frames = make([]Frame, 0, cfg.BatchSize)
 	n := cfg.BatchSize * max(len(cfg.Ports), 1)
 	w.out = Output{Drop: make([]Frame, 0, n), TX: make([]Frame, 0, n), Local: make([]Frame, 0, n), Handoff: make([]Frame, 0, n)}
+	w.addrs = make([]uint64, n)
 	for i, s := range cfg.Ports {
 		w.txDescs = append(w.txDescs, make([]xsk.Desc, 0, n))
 		if s == nil {
@@ -127,7 +131,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 			w.pollMap = append(w.pollMap, i)
 		}
 	}
-	if cfg.Incoming != nil {
+	if len(w.pollfds) > 0 || cfg.Incoming != nil {
+		// Stop (and Wake, for handed-off frames) write it, so that poll()
+		// needs no timeout to notice them.
 		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 		if err != nil {
 			return nil, fmt.Errorf("eventfd: %w", err)
@@ -142,7 +148,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 // handed-off frames call it after enqueueing. It costs one atomic load
 // when the worker is busy.
 func (w *Worker) Wake() {
-	if w.wakeFD >= 0 && w.sleeping.Load() {
+	if w.cfg.Incoming != nil && w.wakeFD >= 0 && w.sleeping.Load() {
 		w.wakes.Add(1)
 		var one = [8]byte{1}
 		unix.Write(w.wakeFD, one[:])
@@ -151,6 +157,8 @@ func (w *Worker) Wake() {
 
 // Close frees the worker's eventfd. Call it after Run returned.
 func (w *Worker) Close() error {
+	w.fdMu.Lock()
+	defer w.fdMu.Unlock()
 	if w.wakeFD < 0 {
 		return nil
 	}
@@ -159,8 +167,17 @@ func (w *Worker) Close() error {
 	return unix.Close(fd)
 }
 
-// Stop asks Run to return after the current batch.
-func (w *Worker) Stop() { w.stop.Store(true) }
+// Stop asks Run to return after the current batch, and wakes the worker
+// if it sleeps in poll().
+func (w *Worker) Stop() {
+	w.stop.Store(true)
+	w.fdMu.Lock()
+	defer w.fdMu.Unlock()
+	if w.wakeFD >= 0 {
+		var one = [8]byte{1}
+		unix.Write(w.wakeFD, one[:])
+	}
+}
 
 // Run loops until ctx is done or Stop is called.
 func (w *Worker) Run(ctx context.Context) error {
@@ -182,6 +199,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, w.Stop)
 	defer stop()
 	idle := 0
+	yielded := time.Now()
 	for !w.stop.Load() {
 		if w.Step() > 0 {
 			idle = 0
@@ -193,41 +211,90 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := w.wait(100 * time.Millisecond); err != nil {
+		// A goroutine that has not been rescheduled for 10 ms counts as
+		// long-running: the runtime's sysmon then takes its P away in the
+		// next syscall and polls every 20 µs for a while. Yielding first
+		// costs two thread switches every few milliseconds instead.
+		if now := time.Now(); now.Sub(yielded) > yieldEvery {
+			runtime.Gosched()
+			yielded = now
+		}
+		if err := w.wait(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// wait blocks in poll() until an rx ring has frames.
-func (w *Worker) wait(timeout time.Duration) error {
+// yieldEvery is how often a polling worker yields its P (see Run).
+const yieldEvery = 5 * time.Millisecond
+
+// maxSleep bounds a sleep in poll() when something other than an rx ring
+// or the eventfd may need the worker: stages that hold frames or run
+// timers (Releaser), frames other shards return (Reclaim), or an rx
+// socket whose fill ring is empty (its frames are on tx or completion
+// rings, so no packet can arrive to wake it).
+const maxSleep = 100 * time.Millisecond
+
+// wait blocks in poll() until an rx ring has frames, the eventfd is
+// written (Stop, Wake) or a held frame falls due. Without a reason to
+// wake up on time it sleeps without a timeout: arming and cancelling the
+// poll timer on every sleep costs more than the rest of the poll() call.
+func (w *Worker) wait() error {
 	if len(w.pollfds) == 0 {
 		time.Sleep(time.Millisecond)
 		return nil
 	}
-	w.sleeping.Store(true)
-	defer w.sleeping.Store(false)
-	if w.cfg.HasIncoming != nil && w.cfg.HasIncoming() {
-		return nil
+	if w.cfg.Incoming != nil {
+		w.sleeping.Store(true)
+		defer w.sleeping.Store(false)
+		if w.cfg.HasIncoming != nil && w.cfg.HasIncoming() {
+			return nil
+		}
+	}
+	timeout := time.Duration(-1)
+	if w.holds || w.cfg.Reclaim != nil || !w.fillReady() {
+		timeout = maxSleep
 	}
 	if w.holds {
 		if next := w.cfg.Pipeline.Next(); next != 0 {
 			// Wake for the first held frame that falls due (poll has
 			// millisecond resolution: round up, never spin).
-			d := time.Duration(next - time.Now().UnixNano())
-			timeout = min(timeout, max(d+time.Millisecond-1, time.Millisecond))
+			timeout = min(timeout, max(time.Duration(next-time.Now().UnixNano())+time.Millisecond-1, time.Millisecond))
 		}
 	}
+	ms := -1
+	if timeout >= 0 {
+		ms = int(timeout / time.Millisecond)
+	}
 	w.polls.Add(1)
-	_, err := unix.Poll(w.pollfds, int(timeout/time.Millisecond))
+	_, err := unix.Poll(w.pollfds, ms)
 	if err != nil && err != unix.EINTR {
 		return fmt.Errorf("poll: %w", err)
 	}
-	if w.wakeFD >= 0 && w.pollfds[len(w.pollfds)-1].Revents&unix.POLLIN != 0 {
-		unix.Read(w.wakeFD, w.wakeBuf[:])
+	if w.pollfds[len(w.pollfds)-1].Revents&unix.POLLIN != 0 {
+		unix.Read(int(w.pollfds[len(w.pollfds)-1].Fd), w.wakeBuf[:])
 	}
 	return nil
+}
+
+// fillReady reports whether every rx socket has frames in its fill ring,
+// so that the next packet can arrive and end a sleep in poll().
+func (w *Worker) fillReady() bool {
+	if w.cfg.Pool.Len() > 0 {
+		// The Step that found nothing refilled every rx socket from the
+		// pool, and after that only released or handed-in frames (whose
+		// workers keep maxSleep anyway) came back: frames left over mean
+		// each fill ring is full. This spares reading consumer indices
+		// the kernel writes on another core.
+		return true
+	}
+	for _, s := range w.cfg.Ports {
+		if s != nil && s.RX.Len() > 0 && s.Fill.Occupancy() == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Step runs one round: completions and refills on every port, then one
@@ -285,8 +352,15 @@ func (w *Worker) Step() int {
 		total += n
 		u := s.UMEM()
 		fr := w.batch.Frames[:n]
-		for i, d := range w.descs[:n] {
-			fr[i] = Frame{Data: u.Bytes(d.Addr, d.Len), Addr: d.Addr, InPort: uint16(pi)}
+		descs := w.descs[:len(fr)]
+		for i := range fr {
+			// Field by field: a composite literal is built on the stack
+			// and copied, which stalls on store forwarding (8 ns/frame).
+			d, f := &descs[i], &fr[i]
+			f.Data = u.Bytes(d.Addr, d.Len)
+			f.Addr = d.Addr
+			f.InPort, f.OutPort, f.Shard = uint16(pi), 0, 0
+			f.Verdict, f.Reason = Pass, ReasonNone
 		}
 		w.batch.Frames = fr
 		w.batch.Port = uint16(pi)
@@ -306,6 +380,15 @@ func (w *Worker) Step() int {
 	return total + handedIn
 }
 
+// free returns frames to the pool, in bulk.
+func (w *Worker) free(frames []Frame) {
+	addrs := w.addrs[:len(frames)]
+	for i := range addrs {
+		addrs[i] = frames[i].Addr
+	}
+	w.cfg.Pool.PutN(addrs)
+}
+
 func (w *Worker) drop(f *Frame, r Reason) {
 	w.dropLocal[r]++
 	w.dropSeen |= 1 << r
@@ -319,14 +402,10 @@ func (w *Worker) dispatch() {
 	o := &w.out
 	pool := w.cfg.Pool
 	if len(o.Drop) > 0 {
-		r0, same := o.Drop[0].Reason, true
-		for i := range o.Drop {
-			same = same && o.Drop[i].Reason == r0
-			pool.Put(o.Drop[i].Addr)
-		}
-		if same {
-			w.dropLocal[r0] += uint64(len(o.Drop))
-			w.dropSeen |= 1 << r0
+		w.free(o.Drop)
+		if r, same := o.DropReason(); same {
+			w.dropLocal[r] += uint64(len(o.Drop))
+			w.dropSeen |= 1 << r
 		} else {
 			for i := range o.Drop {
 				w.dropLocal[o.Drop[i].Reason]++

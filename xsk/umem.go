@@ -159,6 +159,7 @@ type FramePool struct {
 	addrs  []uint64
 	total  int
 	lo, hi uint64 // address range of the pool's own frames
+	mask   uint64 // the UMEM's frame mask
 	// Foreign, if set, takes frames of other pools that reach Put (a frame
 	// handed to another shard comes back through the completion ring or a
 	// drop of the shard that received it) so they can be returned to
@@ -172,7 +173,7 @@ func NewFramePool(u *UMEM, first, n int) (*FramePool, error) {
 	if first < 0 || n < 0 || first+n > int(u.nframes) {
 		return nil, fmt.Errorf("frame pool [%d,%d) outside umem of %d frames: %w", first, first+n, u.nframes, ErrBadOptions)
 	}
-	p := &FramePool{umem: u, addrs: make([]uint64, 0, n), total: n, lo: u.FrameAddr(first), hi: u.FrameAddr(first + n)}
+	p := &FramePool{umem: u, addrs: make([]uint64, 0, n), total: n, lo: u.FrameAddr(first), hi: u.FrameAddr(first + n), mask: u.frameMask}
 	for i := first + n - 1; i >= first; i-- {
 		p.addrs = append(p.addrs, u.FrameAddr(i))
 	}
@@ -203,7 +204,38 @@ func (p *FramePool) Get() (addr uint64, ok bool) {
 // frames than the pool was made with means a frame was doubled: that is a
 // broken invariant and panics.
 func (p *FramePool) Put(addr uint64) {
-	base := addr &^ p.umem.frameMask
+	// Small enough to inline: the per-frame cost on every drop and
+	// completion is a compare and a store.
+	base := addr &^ p.mask
+	n := len(p.addrs)
+	if base-p.lo >= p.hi-p.lo || n == cap(p.addrs) {
+		p.putSlow(base)
+		return
+	}
+	p.addrs = p.addrs[:n+1]
+	p.addrs[n] = base
+}
+
+// PutN returns many frames at once: Put for each address, without a call
+// per frame.
+func (p *FramePool) PutN(addrs []uint64) {
+	free, lo, span := p.addrs, p.lo, p.hi-p.lo
+	for _, a := range addrs {
+		base := a &^ p.mask
+		n := len(free)
+		if base-lo >= span || n == cap(free) {
+			p.addrs = free
+			p.putSlow(base)
+			free = p.addrs
+			continue
+		}
+		free = free[:n+1]
+		free[n] = base
+	}
+	p.addrs = free
+}
+
+func (p *FramePool) putSlow(base uint64) {
 	if base < p.lo || base >= p.hi {
 		if p.Foreign == nil {
 			panic("xsk: frame of another pool freed here")
@@ -211,10 +243,7 @@ func (p *FramePool) Put(addr uint64) {
 		p.Foreign(base)
 		return
 	}
-	if len(p.addrs) == cap(p.addrs) {
-		panic("xsk: frame pool overflow: a frame was freed twice")
-	}
-	p.addrs = append(p.addrs, base)
+	panic("xsk: frame pool overflow: a frame was freed twice")
 }
 
 // Owns reports whether addr lies in one of the pool's own frames.
