@@ -99,6 +99,7 @@ type BackendStat struct {
 	InBytes    uint64
 	OutPackets uint64 // NAT replies, backend to client
 	OutBytes   uint64
+	Flows      int64 // connections in the table now
 }
 
 type service struct {
@@ -214,6 +215,7 @@ func NewBalancer(cfg *Config, o Options) (*Balancer, error) {
 	if err != nil {
 		return nil, err
 	}
+	ct.CountSlots(MaxCounterSlots)
 	b := &Balancer{ct: ct, opts: o, slots: map[slotKey]uint32{}, slotKeys: make([]slotKey, 1, 16),
 		cnt: make([]slotCount, MaxCounterSlots), isDirty: make([]bool, MaxCounterSlots),
 		dirty: make([]uint32, 0, MaxCounterSlots), pubCnt: make([][4]atomic.Uint64, MaxCounterSlots)}
@@ -249,8 +251,9 @@ func (b *Balancer) BackendStats() []BackendStat {
 	for i, k := range keys {
 		c := &b.pubCnt[i]
 		st := BackendStat{VIP: k.vip, Proto: k.proto, Backend: k.backend,
-			InPackets: c[0].Load(), InBytes: c[1].Load(), OutPackets: c[2].Load(), OutBytes: c[3].Load()}
-		if i == 0 && st.InPackets == 0 && st.OutPackets == 0 {
+			InPackets: c[0].Load(), InBytes: c[1].Load(), OutPackets: c[2].Load(), OutBytes: c[3].Load(),
+			Flows: b.ct.SlotFlows(uint32(i))}
+		if i == 0 && st.InPackets == 0 && st.OutPackets == 0 && st.Flows == 0 {
 			continue
 		}
 		out = append(out, st)

@@ -191,7 +191,7 @@ func TestBalancerSpread(t *testing.T) {
 		if st.VIP != ap("10.0.0.100:80") || st.Proto != TCP {
 			continue
 		}
-		if int(st.InPackets) != counts[st.Backend] || st.InBytes == 0 || st.OutPackets != 0 {
+		if int(st.InPackets) != counts[st.Backend] || int(st.Flows) != counts[st.Backend] || st.InBytes == 0 || st.OutPackets != 0 {
 			t.Errorf("BackendStats %+v, forwarded %d", st, counts[st.Backend])
 		}
 		total += int(st.InPackets)

@@ -3,6 +3,7 @@ package lb
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/tygress/tygress/proto"
@@ -170,23 +171,24 @@ type entry struct {
 // (and removes it), and Expire removes up to a budget of expired entries
 // from the list tails, so no call ever scans the table.
 type ConnTable struct {
-	entries  []entry
-	buckets  []int32 // head ref of each chain
-	mask     uint32
-	seed     uint64
-	head     [numClasses]int32
-	tail     [numClasses]int32
-	timeout  [numClasses]int64
-	gran     int64
-	free     int32
-	full     FullPolicy
-	n        int
-	hits     uint64
-	misses   uint64
-	inserts  uint64
-	evicts   uint64
-	expires  uint64
-	fullHits uint64
+	slotFlows []atomic.Int64 // live connections per Value.Slot (CountSlots)
+	entries   []entry
+	buckets   []int32 // head ref of each chain
+	mask      uint32
+	seed      uint64
+	head      [numClasses]int32
+	tail      [numClasses]int32
+	timeout   [numClasses]int64
+	gran      int64
+	free      int32
+	full      FullPolicy
+	n         int
+	hits      uint64
+	misses    uint64
+	inserts   uint64
+	evicts    uint64
+	expires   uint64
+	fullHits  uint64
 }
 
 // NewConnTable allocates a table for o.Capacity connections.
@@ -340,6 +342,10 @@ func (t *ConnTable) Insert(k, reply *Key, v Value, c Class, now int64) (Ref, boo
 	if r := t.find(k, h); r != nilIdx {
 		i := r >> 1
 		if r&1 == 0 {
+			if old := t.entries[i].val.Slot; old != v.Slot {
+				t.slotAdd(old, -1)
+				t.slotAdd(v.Slot, 1)
+			}
 			t.entries[i].val = v
 			t.Touch(Ref(r), now, c)
 			if reply != nil {
@@ -368,6 +374,7 @@ func (t *ConnTable) Insert(k, reply *Key, v Value, c Class, now int64) (Ref, boo
 	t.free = e.next
 	*e = entry{used: true, lastSeen: now, moved: now, val: v, class: c}
 	t.n++
+	t.slotAdd(v.Slot, 1)
 	t.inserts++
 	e.keys[0], e.hashes[0] = *k, h
 	t.link(i, 0)
@@ -505,11 +512,31 @@ func (t *ConnTable) unlink(i int32) {
 	e.prev, e.next = nilIdx, nilIdx
 }
 
+// CountSlots makes the table count its live connections per Value.Slot
+// below n (SlotFlows). Call it before the first Insert.
+func (t *ConnTable) CountSlots(n int) { t.slotFlows = make([]atomic.Int64, n) }
+
+// SlotFlows returns the live connections whose Value.Slot is slot (0
+// without CountSlots). Safe for concurrent use.
+func (t *ConnTable) SlotFlows(slot uint32) int64 {
+	if int(slot) >= len(t.slotFlows) {
+		return 0
+	}
+	return t.slotFlows[slot].Load()
+}
+
+func (t *ConnTable) slotAdd(slot uint32, d int64) {
+	if int(slot) < len(t.slotFlows) {
+		t.slotFlows[slot].Add(d)
+	}
+}
+
 func (t *ConnTable) remove(i int32) {
 	e := &t.entries[i]
 	if !e.used {
 		panic("lb: removing a free connection entry")
 	}
+	t.slotAdd(e.val.Slot, -1)
 	t.unlinkKey(i, 0)
 	t.unlinkKey(i, 1)
 	t.unlink(i)

@@ -566,10 +566,11 @@ var (
 	descLBReloads = prometheus.NewDesc("tygress_lb_config_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil)
 	descLBPkts    = prometheus.NewDesc("tygress_lb_backend_packets_total", "Packets forwarded per service and backend (in: to the backend; out: NAT replies).", []string{"service", "backend", "direction"}, nil)
 	descLBBytes   = prometheus.NewDesc("tygress_lb_backend_bytes_total", "Bytes (whole frames) forwarded per service and backend.", []string{"service", "backend", "direction"}, nil)
+	descLBBFlows  = prometheus.NewDesc("tygress_lb_backend_active_flows", "Connections in the connection tables per service and backend.", []string{"service", "backend"}, nil)
 )
 
 func (c lbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLBIn, descLBOut, descLBFlows, descLBEvict, descLBFull, descLBUp, descLBReloads, descLBPkts, descLBBytes} {
+	for _, d := range []*prometheus.Desc{descLBIn, descLBOut, descLBFlows, descLBEvict, descLBFull, descLBUp, descLBReloads, descLBPkts, descLBBytes, descLBBFlows} {
 		ch <- d
 	}
 }
@@ -621,6 +622,7 @@ func (c lbCollector) Collect(ch chan<- prometheus.Metric) {
 			t.InBytes += st.InBytes
 			t.OutPackets += st.OutPackets
 			t.OutBytes += st.OutBytes
+			t.Flows += st.Flows
 		}
 	}
 	for _, k := range order {
@@ -629,6 +631,7 @@ func (c lbCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLBPkts, prometheus.CounterValue, float64(t.OutPackets), k.svc, k.be, "out")
 		ch <- prometheus.MustNewConstMetric(descLBBytes, prometheus.CounterValue, float64(t.InBytes), k.svc, k.be, "in")
 		ch <- prometheus.MustNewConstMetric(descLBBytes, prometheus.CounterValue, float64(t.OutBytes), k.svc, k.be, "out")
+		ch <- prometheus.MustNewConstMetric(descLBBFlows, prometheus.GaugeValue, float64(t.Flows), k.svc, k.be)
 	}
 	ch <- prometheus.MustNewConstMetric(descLBReloads, prometheus.CounterValue, float64(c.rt.reloads.Load()), "ok")
 	ch <- prometheus.MustNewConstMetric(descLBReloads, prometheus.CounterValue, float64(c.rt.rejected.Load()), "rejected")

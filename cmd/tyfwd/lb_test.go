@@ -425,6 +425,7 @@ func TestLB(t *testing.T) {
 		for _, want := range []string{
 			`tygress_lb_backend_packets_total{backend="10.88.1.13:80",direction="in",service="10.88.0.100:80/tcp"}`,
 			`tygress_lb_backend_up{backend="10.88.1.11:80",service="10.88.0.100:80/tcp"} 1`,
+			`tygress_lb_backend_active_flows{backend="10.88.1.11:80",service="10.88.0.100:80/tcp"}`,
 			"tygress_lb_active_flows", "tygress_rx_packets_total",
 		} {
 			if !strings.Contains(body, want) {
