@@ -103,8 +103,8 @@ func (s *Shard) inputIPv6(now int64, f *pipeline.Frame, eth proto.Ethernet) {
 		switch m.Type() {
 		case proto.ICMPv6NeighborSolicitation, proto.ICMPv6NeighborAdvertisement:
 			r := s.nb.InputNDP(now, eth.Src(), ip)
-			if m.Type() == proto.ICMPv6NeighborAdvertisement && (r == neighbor.OK || s.id != 0 && s.st.cfg.DAD) {
-				s.share(f.Data) // shard 0 may be running DAD for its target
+			if m.Type() == proto.ICMPv6NeighborAdvertisement && (r == neighbor.OK || s.st.cfg.DAD && s.st.byPort[s.port][0] != s) {
+				s.share(f.Data) // the port's first shard may be running DAD for its target
 			}
 			s.neighbor(f, r)
 			return
@@ -692,7 +692,10 @@ func (s *Shard) output(now int64, v6 bool, src, dst, hop *[16]byte, protocol uin
 	} else {
 		r, ok = s.st.routes.Lookup4([4]byte(dst[:4]))
 	}
-	if !ok {
+	if !ok || r.Port != s.port {
+		// No route, or one through another port: replies and errors the
+		// shard originates go out on its own port only (sockets hand
+		// their datagrams to a shard of the route's port).
 		s.stats.NoRoute++
 		return false
 	}

@@ -147,6 +147,7 @@ const (
 type Shard struct {
 	st    *Stack
 	id    int
+	port  int // the port of the shard's link (Config.LinkPorts)
 	l     link.Link
 	mac   [6]byte
 	mtu   int
@@ -210,11 +211,12 @@ func NewShard(l link.Link, cfg ShardConfig) (*Shard, error) {
 	return st.shards[0], nil
 }
 
-func newShard(st *Stack, id int, l link.Link) (*Shard, error) {
+func newShard(st *Stack, id, port int, l link.Link) (*Shard, error) {
 	cfg := st.cfg
 	s := &Shard{
 		st:      st,
 		id:      id,
+		port:    port,
 		l:       l,
 		mac:     l.HardwareAddr(),
 		mtu:     l.MTU(),
@@ -293,8 +295,11 @@ func (s *Shard) Now() int64 { return int64(time.Since(s.start)) }
 // IPv4 ones at once, IPv6 ones once DAD (on shard 0) let them be.
 func (s *Shard) syncAddrs() {
 	s.dadSeen = s.st.dadGen.Load()
-	for _, p := range s.st.addrs {
+	for i, p := range s.st.addrs {
 		a := p.Addr()
+		if s.st.aport[i] != s.port {
+			continue
+		}
 		if ours, tentative := s.nb.Addresses(a); ours && !tentative {
 			continue
 		}
@@ -304,17 +309,20 @@ func (s *Shard) syncAddrs() {
 	}
 }
 
-// Announce sends a gratuitous ARP for every IPv4 address and an
-// unsolicited neighbor advertisement for every assigned IPv6 address, and
-// flushes. On shard 0 of a stack with Config.DAD it also starts duplicate
-// address detection for the tentative IPv6 addresses (once).
+// Announce sends a gratuitous ARP for every IPv4 address of the shard's
+// port and an unsolicited neighbor advertisement for every assigned IPv6
+// one, and flushes. On the first shard of a port, with Config.DAD, it also
+// starts duplicate address detection for the port's tentative IPv6
+// addresses (once).
 func (s *Shard) Announce() {
-	if s.id == 0 && s.st.cfg.DAD && !s.dadStarted {
+	if s.st.cfg.DAD && !s.dadStarted && s.st.byPort[s.port][0] == s {
+		// The port's first shard probes its port's tentative addresses.
 		s.dadStarted = true
 		now := s.Now()
-		for i, a := range s.st.v6 {
-			if s.st.v6st[i].Load() == addrTentative {
-				s.nb.StartDAD(now, netip.AddrFrom16(a))
+		for i, p := range s.st.addrs {
+			a := p.Addr()
+			if s.st.aport[i] == s.port && !a.Is4() && !s.st.ours6(a.As16()) {
+				s.nb.StartDAD(now, a)
 			}
 		}
 	}
@@ -501,14 +509,15 @@ func (s *Shard) neighbor(f *pipeline.Frame, r neighbor.Reason) {
 	s.rel = append(s.rel, *f)
 }
 
-// share hands a neighbor reply to the other shards: their tables may be
-// waiting for it.
+// share hands a neighbor reply to the other shards of the port: their
+// tables may be waiting for it.
 func (s *Shard) share(frame []byte) {
-	if len(s.st.shards) == 1 || len(frame) > 256 {
+	peers := s.st.byPort[s.port] // neighbors are per link: share within the port
+	if len(peers) == 1 || len(frame) > 256 {
 		return
 	}
 	var h dgram
-	for _, o := range s.st.shards {
+	for _, o := range peers {
 		if o == s {
 			continue
 		}

@@ -19,9 +19,18 @@ import (
 
 // Config configures a Stack (and a standalone Shard).
 type Config struct {
-	// Addrs are our addresses, IPv4 and IPv6, with their prefix lengths.
-	// Each adds an on-link route for its prefix.
+	// Addrs are our addresses on port 0, IPv4 and IPv6, with their
+	// prefix lengths. Each adds an on-link route for its prefix.
 	Addrs []netip.Prefix
+	// LinkPorts gives the port of each link passed to New (the links of
+	// one port are its queues); nil puts every link on port 0. A stack
+	// spans a set of ports: a route's Port says which one sends.
+	LinkPorts []int
+	// PortAddrs[p] are the addresses of port p for p >= 1 (port 0's are
+	// Addrs; PortAddrs[0] must be empty). A shard answers ARP and NDP for
+	// its own port's addresses; packets to any of the stack's addresses
+	// are accepted on any port (the weak host model, as Linux).
+	PortAddrs [][]netip.Prefix
 	// Routes are added to the routing table after the on-link routes.
 	Routes []route.Route
 	// Gateways are default gateways: each adds a default route
@@ -90,6 +99,8 @@ type Stack struct {
 	v6st   []atomic.Int32 // per v6 address: addrAssigned, addrTentative or addrDuplicate
 	dadGen atomic.Uint32  // bumped when a v6 address changes state
 	addrs  []netip.Prefix
+	aport  []int      // port of addrs[i]
+	byPort [][]*Shard // the shards of each port
 	seed   uint64
 
 	mu        sync.Mutex // socket table writers
@@ -107,12 +118,31 @@ func New(links []link.Link, cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.LinkPorts != nil && len(cfg.LinkPorts) != len(links) {
+		return nil, fmt.Errorf("stack: %d link ports for %d links", len(cfg.LinkPorts), len(links))
+	}
 	for i, l := range links {
-		s, err := newShard(st, i, l)
+		port := 0
+		if cfg.LinkPorts != nil {
+			port = cfg.LinkPorts[i]
+		}
+		if port < 0 || port > 255 {
+			return nil, fmt.Errorf("stack: link %d: port %d out of range", i, port)
+		}
+		s, err := newShard(st, i, port, l)
 		if err != nil {
 			return nil, err
 		}
 		st.shards = append(st.shards, s)
+		for len(st.byPort) <= port {
+			st.byPort = append(st.byPort, nil)
+		}
+		st.byPort[port] = append(st.byPort[port], s)
+	}
+	for p := range st.aport {
+		if port := st.aport[p]; port >= len(st.byPort) || len(st.byPort[port]) == 0 {
+			return nil, fmt.Errorf("stack: address %v is on port %d, which has no link", st.addrs[p], port)
+		}
 	}
 	return st, nil
 }
@@ -129,7 +159,24 @@ func newStack(cfg Config) (*Stack, error) {
 	st := &Stack{cfg: cfg, routes: route.New(), seed: uint64(time.Now().UnixNano()) | 1}
 	st.ephemeral = ephemeralLow + uint32(st.seed%uint64(ephemeralHigh-ephemeralLow))
 	st.socks.Store(&sockTable{})
+	if len(cfg.PortAddrs) > 0 && len(cfg.PortAddrs[0]) > 0 {
+		return nil, errors.New("stack: port 0's addresses go in Addrs, not PortAddrs[0]")
+	}
+	type portAddr struct {
+		p    netip.Prefix
+		port int
+	}
+	var all []portAddr
 	for _, p := range cfg.Addrs {
+		all = append(all, portAddr{p, 0})
+	}
+	for port, ps := range cfg.PortAddrs {
+		for _, p := range ps {
+			all = append(all, portAddr{p, port})
+		}
+	}
+	for _, pa := range all {
+		p := pa.p
 		a := p.Addr()
 		if !p.IsValid() || a.Zone() != "" || !a.IsGlobalUnicast() && !a.IsLinkLocalUnicast() {
 			return nil, fmt.Errorf("stack: address %v is not a unicast prefix", p)
@@ -143,7 +190,8 @@ func newStack(cfg Config) (*Stack, error) {
 			st.v6 = append(st.v6, a.As16())
 		}
 		st.addrs = append(st.addrs, p)
-		if err := st.routes.Add(route.Route{Dst: p.Masked(), Src: a}); err != nil {
+		st.aport = append(st.aport, pa.port)
+		if err := st.routes.Add(route.Route{Dst: p.Masked(), Src: a, Port: pa.port}); err != nil {
 			return nil, fmt.Errorf("stack: on-link route for %v: %w", p, err)
 		}
 	}
@@ -164,24 +212,26 @@ func newStack(cfg Config) (*Stack, error) {
 		if g.Is4() {
 			dst = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 		}
-		if !st.onLink(g) {
+		port, ok := st.onLink(g)
+		if !ok {
 			return nil, fmt.Errorf("stack: gateway %v is not on the network of any address", g)
 		}
-		if err := st.routes.Add(route.Route{Dst: dst, Gateway: g}); err != nil {
+		if err := st.routes.Add(route.Route{Dst: dst, Gateway: g, Port: port}); err != nil {
 			return nil, fmt.Errorf("stack: gateway %v: %w", g, err)
 		}
 	}
 	return st, nil
 }
 
-// onLink reports whether a is inside the prefix of one of our addresses.
-func (st *Stack) onLink(a netip.Addr) bool {
-	for _, p := range st.addrs {
+// onLink reports whether a is inside the prefix of one of our addresses,
+// and on which port.
+func (st *Stack) onLink(a netip.Addr) (int, bool) {
+	for i, p := range st.addrs {
 		if p.Contains(a) {
-			return true
+			return st.aport[i], true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // Shards returns the stack's shards, in the order of the links.
@@ -323,12 +373,17 @@ func (st *Stack) source(r *route.Route, dst netip.Addr) (netip.Addr, bool) {
 	return first, first.IsValid()
 }
 
-// shardFor returns the shard that sends a flow: the flow's symmetric hash,
-// so that with one shard per queue a connected flow's sends and its
-// receives (steered by the same hash in the NIC) tend to meet on one core.
-func (st *Stack) shardFor(laddr, raddr *[16]byte, lport, rport uint16) *Shard {
-	if len(st.shards) == 1 {
-		return st.shards[0]
+// shardFor returns the shard of port that sends a flow: the flow's
+// symmetric hash, so that with one shard per queue a connected flow's
+// sends and its receives (steered by the same hash in the NIC) tend to meet
+// on one core. It returns nil when the port has no link.
+func (st *Stack) shardFor(port int, laddr, raddr *[16]byte, lport, rport uint16) *Shard {
+	if port < 0 || port >= len(st.byPort) || len(st.byPort[port]) == 0 {
+		return nil
+	}
+	shards := st.byPort[port]
+	if len(shards) == 1 {
+		return shards[0]
 	}
 	var h uint64 = st.seed
 	for i := 0; i < 16; i += 8 {
@@ -340,5 +395,5 @@ func (st *Stack) shardFor(laddr, raddr *[16]byte, lport, rport uint16) *Shard {
 	}
 	h ^= uint64(lport^rport) * 0xff51afd7ed558ccd
 	h ^= h >> 29
-	return st.shards[h%uint64(len(st.shards))]
+	return shards[h%uint64(len(shards))]
 }

@@ -779,7 +779,10 @@ func (c *UDPConn) write(b []byte, to netip.AddrPort) (int, error) {
 	h.raddr = addr16(dst)
 	h.laddr = addr16(src)
 	h.nexthop = addr16(route.NextHop(r, dst))
-	s := st.shardFor(&h.laddr, &h.raddr, h.lport, h.rport)
+	s := st.shardFor(r.Port, &h.laddr, &h.raddr, h.lport, h.rport)
+	if s == nil {
+		return 0, syscall.ENETUNREACH
+	}
 	if err := s.queue(&h, b, &c.wdl, c.done); err != nil {
 		return 0, err
 	}

@@ -490,3 +490,99 @@ func TestDAD(t *testing.T) {
 		t.Fatalf("B stats %+v", s)
 	}
 }
+
+// TestTwoPorts: one stack on two ports (two links of different ports),
+// each with its own network: a socket on it talks to a peer on each
+// network, the route picks the port, and each port answers ARP only for
+// its own addresses.
+func TestTwoPorts(t *testing.T) {
+	opts0 := link.DefaultMemOptions()
+	opts1 := link.DefaultMemOptions()
+	opts1.HardwareAddrs = [2][6]byte{{2, 0, 0, 0, 1, 1}, {2, 0, 0, 0, 1, 2}}
+	a0, s0, err := link.NewMemPair(opts0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1, s1, err := link.NewMemPair(opts1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net0 := netip.MustParsePrefix("10.93.0.2/24")
+	net1 := netip.MustParsePrefix("10.94.0.2/24")
+	s, err := New([]link.Link{s0, s1}, Config{
+		Addrs:     []netip.Prefix{net0},
+		PortAddrs: [][]netip.Prefix{nil, {net1}},
+		LinkPorts: []int{0, 1},
+		Gateways:  []netip.Addr{netip.MustParseAddr("10.94.0.1")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0, err := New([]link.Link{a0}, Config{Addrs: []netip.Prefix{netip.MustParsePrefix("10.93.0.1/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, err := New([]link.Link{a1}, Config{Addrs: []netip.Prefix{netip.MustParsePrefix("10.94.0.1/24")},
+		Routes: []route.Route{{Dst: netip.MustParsePrefix("10.93.0.0/24"), Gateway: netip.MustParseAddr("10.94.0.2")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, st := range []*Stack{s, p0, p1} {
+		wg.Add(1)
+		go func() { defer wg.Done(); st.Run(ctx) }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		for _, l := range []*link.Mem{a0, s0, a1, s1} {
+			l.Close()
+		}
+	})
+	srv := listen(t, s, "udp4", ":7600")
+	c0 := listen(t, p0, "udp4", ":0")
+	c1 := listen(t, p1, "udp4", ":0")
+	buf := make([]byte, 100)
+	for i, c := range []*UDPConn{c0, c1} {
+		dst := []netip.Addr{net0.Addr(), net1.Addr()}[i]
+		if _, err := c.WriteTo([]byte{byte(i)}, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 7600))); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, from, err := srv.ReadFromUDPAddrPort(buf)
+		if err != nil || n != 1 || buf[0] != byte(i) {
+			t.Fatalf("from peer %d: %d %v", i, n, err)
+		}
+		// The reply leaves on the port its route says.
+		if _, err := srv.WriteToUDPAddrPort([]byte{byte(10 + i)}, from); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, _, err := c.ReadFrom(buf); err != nil || n != 1 || buf[0] != byte(10+i) {
+			t.Fatalf("reply to peer %d: %d %v", i, n, err)
+		}
+	}
+	// Off-net destinations go out on port 1, through its gateway: peer 1
+	// receives the datagram (at its MAC) and drops it as not its own.
+	if _, err := srv.WriteTo([]byte("x"), &net.UDPAddr{IP: net.ParseIP("198.51.100.7"), Port: 9}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p1.Stats().Drops[DropNotOurs] == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p1.Stats().Drops[DropNotOurs] != 1 || p0.Stats().Drops[DropNotOurs] != 0 {
+		t.Fatalf("off-net datagram: peer 0 %+v, peer 1 %+v", p0.Stats().Drops, p1.Stats().Drops)
+	}
+	// Each port's table holds only its own addresses.
+	if ours, _ := s.Shards()[0].Neighbors().Addresses(net1.Addr()); ours {
+		t.Error("port 0 answers for port 1's address")
+	}
+	if ours, _ := s.Shards()[1].Neighbors().Addresses(net1.Addr()); !ours {
+		t.Error("port 1 does not answer for its address")
+	}
+	if _, err := New([]link.Link{s0}, Config{Addrs: []netip.Prefix{net0}, PortAddrs: [][]netip.Prefix{nil, {net1}}}); err == nil {
+		t.Error("an address on a port without a link was accepted")
+	}
+}

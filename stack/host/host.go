@@ -28,6 +28,11 @@ import (
 type Config struct {
 	// Interface is the name of the network interface.
 	Interface string
+	// Interfaces, when set, makes a host on several ports: port i is
+	// Interfaces[i] (Interface is ignored). Stack.Addrs are port 0's
+	// addresses and Stack.PortAddrs[i] port i's; a route's Port picks the
+	// port a datagram leaves on.
+	Interfaces []string
 	// Queues is the number of queues (and shards); 0 means every rx queue
 	// of the interface.
 	Queues int
@@ -45,13 +50,12 @@ type Config struct {
 
 // Host is a running stack on an interface.
 type Host struct {
-	Stack   *stack.Stack
-	Mode    string // XDP attach mode obtained
-	Bind    string // AF_XDP bind mode obtained (copy or zero-copy)
-	steer   *bpf.Steer
-	links   []*link.XSK
-	umems   []*xsk.UMEM
-	ifindex int
+	Stack  *stack.Stack
+	Mode   string       // XDP attach mode obtained
+	Bind   string       // AF_XDP bind mode obtained (copy or zero-copy)
+	steers []*bpf.Steer // one per port
+	links  []*link.XSK
+	umems  []*xsk.UMEM
 }
 
 // Rules returns the steering rules that claim a stack's traffic: ARP, and
@@ -72,15 +76,9 @@ func Rules(addrs []netip.Prefix) []bpf.Rule {
 // Open sets everything up in the calling thread's network namespace; Run
 // starts the shards. On error everything made so far is undone.
 func Open(cfg Config) (_ *Host, err error) {
-	ifc, err := net.InterfaceByName(cfg.Interface)
-	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", cfg.Interface, err)
-	}
-	if cfg.Queues == 0 {
-		cfg.Queues = 1
-		if n, err := dataplane.RxQueues(cfg.Interface); err == nil {
-			cfg.Queues = n
-		}
+	ifaces := cfg.Interfaces
+	if len(ifaces) == 0 {
+		ifaces = []string{cfg.Interface}
 	}
 	if cfg.Frames == 0 {
 		cfg.Frames = 4096
@@ -88,51 +86,76 @@ func Open(cfg Config) (_ *Host, err error) {
 	if cfg.Socket == (xsk.SocketOptions{}) {
 		cfg.Socket = xsk.DefaultSocketOptions()
 	}
-	h := &Host{ifindex: ifc.Index}
+	h := &Host{}
 	defer func() {
 		if err != nil {
 			h.Close()
 		}
 	}()
-	h.steer, err = bpf.Load(bpf.Options{Rules: Rules(cfg.Stack.Addrs), Mode: cfg.XDPMode})
-	if err != nil {
-		return nil, fmt.Errorf("load steering program: %w", err)
+	var ports []int
+	for port, name := range ifaces {
+		ifc, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("interface %s: %w", name, err)
+		}
+		queues := cfg.Queues
+		if queues == 0 {
+			queues = 1
+			if n, err := dataplane.RxQueues(name); err == nil {
+				queues = n
+			}
+		}
+		addrs := cfg.Stack.Addrs
+		if port > 0 {
+			addrs = nil
+			if port < len(cfg.Stack.PortAddrs) {
+				addrs = cfg.Stack.PortAddrs[port]
+			}
+		}
+		steer, err := bpf.Load(bpf.Options{Rules: Rules(addrs), Mode: cfg.XDPMode})
+		if err != nil {
+			return nil, fmt.Errorf("load steering program: %w", err)
+		}
+		h.steers = append(h.steers, steer)
+		for q := range queues {
+			u, err := xsk.NewUMEM(xsk.UMEMOptions{FrameSize: 2048, NumFrames: cfg.Frames})
+			if err != nil {
+				return nil, err
+			}
+			h.umems = append(h.umems, u)
+			pool, err := xsk.NewFramePool(u, 0, cfg.Frames)
+			if err != nil {
+				return nil, err
+			}
+			sock, err := xsk.NewSocket(pool, ifc.Index, q, cfg.Socket)
+			if err != nil {
+				return nil, fmt.Errorf("%s queue %d: %w", name, q, err)
+			}
+			l, err := link.NewXSK(sock, link.XSKOptions{Port: uint16(port)})
+			if err != nil {
+				sock.Close()
+				return nil, fmt.Errorf("%s queue %d: %w", name, q, err)
+			}
+			h.links = append(h.links, l)
+			ports = append(ports, port)
+			if err := steer.Register(q, sock.FD()); err != nil {
+				return nil, fmt.Errorf("%s queue %d: register socket: %w", name, q, err)
+			}
+			h.Bind = sock.Mode()
+		}
+		a, err := steer.Attach(ifc.Index)
+		if err != nil {
+			return nil, fmt.Errorf("attach xdp to %s: %w", name, err)
+		}
+		h.Mode = a.Mode().String()
 	}
-	for q := range cfg.Queues {
-		u, err := xsk.NewUMEM(xsk.UMEMOptions{FrameSize: 2048, NumFrames: cfg.Frames})
-		if err != nil {
-			return nil, err
-		}
-		h.umems = append(h.umems, u)
-		pool, err := xsk.NewFramePool(u, 0, cfg.Frames)
-		if err != nil {
-			return nil, err
-		}
-		sock, err := xsk.NewSocket(pool, ifc.Index, q, cfg.Socket)
-		if err != nil {
-			return nil, fmt.Errorf("queue %d: %w", q, err)
-		}
-		l, err := link.NewXSK(sock, link.XSKOptions{Port: 0})
-		if err != nil {
-			sock.Close()
-			return nil, fmt.Errorf("queue %d: %w", q, err)
-		}
-		h.links = append(h.links, l)
-		if err := h.steer.Register(q, sock.FD()); err != nil {
-			return nil, fmt.Errorf("queue %d: register socket: %w", q, err)
-		}
-		h.Bind = sock.Mode()
-	}
-	a, err := h.steer.Attach(ifc.Index)
-	if err != nil {
-		return nil, fmt.Errorf("attach xdp to %s: %w", cfg.Interface, err)
-	}
-	h.Mode = a.Mode().String()
 	links := make([]link.Link, len(h.links))
 	for i, l := range h.links {
 		links[i] = l
 	}
-	h.Stack, err = stack.New(links, cfg.Stack)
+	scfg := cfg.Stack
+	scfg.LinkPorts = ports
+	h.Stack, err = stack.New(links, scfg)
 	if err != nil {
 		return nil, err
 	}
@@ -145,15 +168,15 @@ func (h *Host) Run(ctx context.Context) error { return h.Stack.Run(ctx) }
 // Links returns the AF_XDP links, one per queue.
 func (h *Host) Links() []*link.XSK { return h.links }
 
-// Steer returns the steering program (for its counters).
-func (h *Host) Steer() *bpf.Steer { return h.steer }
+// Steer returns the steering program of port 0 (for its counters).
+func (h *Host) Steer() *bpf.Steer { return h.steers[0] }
 
 // Close detaches the XDP program and closes the sockets and UMEMs. Call it
 // after Run returned.
 func (h *Host) Close() error {
 	var errs []error
-	if h.steer != nil {
-		errs = append(errs, h.steer.Close())
+	for _, st := range h.steers {
+		errs = append(errs, st.Close())
 	}
 	for _, l := range h.links {
 		errs = append(errs, l.Close())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -235,6 +236,80 @@ func TestKernelPingMultiQueue(t *testing.T) {
 		n, _, err := kc.ReadFrom(buf)
 		if err != nil || !bytes.Equal(buf[:n], msg) {
 			t.Fatalf("echo %d: %v", i, err)
+		}
+	}
+}
+
+// TestKernelTwoPorts: one host on two interfaces, a kernel peer on each
+// network; a socket of the host exchanges datagrams with both, each
+// through its own port.
+func TestKernelTwoPorts(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	var tp topo.Topology
+	t.Cleanup(func() {
+		if err := tp.Close(); err != nil {
+			t.Errorf("topology cleanup: %v", err)
+		}
+	})
+	nsF, err := tp.AddNamespace("tyh2f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers [2]*topo.Namespace
+	for i := range peers {
+		if peers[i], err = tp.AddNamespace(fmt.Sprintf("tyh2p%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		pa := topo.Port{NS: peers[i], Name: "p0", Addrs: []string{fmt.Sprintf("10.95.%d.1/24", i)}}
+		pf := topo.Port{NS: nsF, Name: fmt.Sprintf("f%d", i)}
+		if err := topo.NewVeth(&pa, &pf, topo.VethOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var h *Host
+	err = nsF.Do(func() error {
+		var err error
+		h, err = Open(Config{Interfaces: []string{"f0", "f1"}, Queues: 1, Stack: stack.Config{
+			Addrs:     []netip.Prefix{netip.MustParsePrefix("10.95.0.2/24")},
+			PortAddrs: [][]netip.Prefix{nil, {netip.MustParsePrefix("10.95.1.2/24")}}}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait(); h.Close() })
+	ours, err := h.Stack.ListenPacket("udp4", ":7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	buf := make([]byte, 100)
+	for i, ns := range peers {
+		var kc *net.UDPConn
+		if err := ns.Do(func() error {
+			var err error
+			kc, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(fmt.Sprintf("10.95.%d.1", i))})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer kc.Close()
+		kc.WriteTo([]byte{byte(i)}, &net.UDPAddr{IP: net.ParseIP(fmt.Sprintf("10.95.%d.2", i)), Port: 7000})
+		ours.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, from, err := ours.ReadFromUDPAddrPort(buf)
+		if err != nil || n != 1 || buf[0] != byte(i) {
+			t.Fatalf("from kernel peer %d: %d %v", i, n, err)
+		}
+		if _, err := ours.WriteToUDPAddrPort([]byte{byte(10 + i)}, from); err != nil {
+			t.Fatal(err)
+		}
+		kc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, _, err := kc.ReadFrom(buf); err != nil || n != 1 || buf[0] != byte(10+i) {
+			t.Fatalf("reply to kernel peer %d: %d %v", i, n, err)
 		}
 	}
 }
