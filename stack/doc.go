@@ -52,8 +52,7 @@
 //
 // # Missing
 //
-// TCP and QUIC (they come next, on the same Stack), IPv6 router discovery
-// and DAD in the shard (addresses are assigned at once), multicast and
-// broadcast UDP, VLAN tags, forwarding, and changing the addresses or the
-// routes of a running stack.
+// TCP and QUIC (they come next, on the same Stack), IPv6 router discovery,
+// multicast and broadcast UDP, VLAN tags, forwarding between ports, and
+// changing the addresses or the routes of a running stack.
 package stack
