@@ -9,7 +9,6 @@ import (
 
 	"github.com/tygress/tygress/pipeline"
 	"github.com/tygress/tygress/proto"
-	"github.com/tygress/tygress/stack/neighbor"
 	"github.com/tygress/tygress/stack/reasm"
 	"github.com/tygress/tygress/stack/route"
 )
@@ -103,8 +102,12 @@ func (s *Shard) inputIPv6(now int64, f *pipeline.Frame, eth proto.Ethernet) {
 		switch m.Type() {
 		case proto.ICMPv6NeighborSolicitation, proto.ICMPv6NeighborAdvertisement:
 			r := s.nb.InputNDP(now, eth.Src(), ip)
-			if m.Type() == proto.ICMPv6NeighborAdvertisement && (r == neighbor.OK || s.st.cfg.DAD && s.st.byPort[s.port][0] != s) {
-				s.share(f.Data) // the port's first shard may be running DAD for its target
+			if m.Type() == proto.ICMPv6NeighborAdvertisement {
+				// Shared whatever this table made of it: an unsolicited
+				// NA is not installed here but may be the answer another
+				// shard waits for (or end the DAD the port's first shard
+				// runs).
+				s.share(f.Data)
 			}
 			s.neighbor(f, r)
 			return

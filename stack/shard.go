@@ -477,8 +477,8 @@ func (s *Shard) input(now int64, f *pipeline.Frame) {
 			return
 		}
 		r := s.nb.InputARP(now, eth, a)
-		if r == neighbor.OK && a.Op() == proto.ARPReply {
-			s.share(f.Data)
+		if a.Op() == proto.ARPReply {
+			s.share(f.Data) // whatever this table made of it: another may wait for it
 		}
 		s.neighbor(f, r)
 	case proto.EtherTypeIPv4:

@@ -243,7 +243,11 @@ func (s *Stage) input(p *port, f *pipeline.Frame) {
 		if err != nil {
 			return
 		}
-		if p.nb.InputARP(s.now, eth, a) == neighbor.OK && a.Op() == proto.ARPReply {
+		// A reply is shared whatever this table made of it: another
+		// worker's table may be the one waiting (an unsolicited NA is
+		// not installed here, but is the answer there).
+		p.nb.InputARP(s.now, eth, a)
+		if a.Op() == proto.ARPReply {
 			s.share(p.cfg.Index, f.Data)
 		}
 		s.stats.Neighbor++
@@ -272,7 +276,8 @@ func (s *Stage) input(p *port, f *pipeline.Frame) {
 			if err == nil {
 				switch m.Type() {
 				case proto.ICMPv6NeighborSolicitation, proto.ICMPv6NeighborAdvertisement:
-					if p.nb.InputNDP(s.now, eth.Src(), ip) == neighbor.OK && m.Type() == proto.ICMPv6NeighborAdvertisement {
+					p.nb.InputNDP(s.now, eth.Src(), ip)
+					if m.Type() == proto.ICMPv6NeighborAdvertisement {
 						s.share(p.cfg.Index, f.Data)
 					}
 					s.stats.Neighbor++
