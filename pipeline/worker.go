@@ -304,7 +304,12 @@ func (w *Worker) Step() int {
 	ports := w.cfg.Ports
 	for _, s := range ports {
 		if s != nil {
-			s.Complete(w.cfg.BatchSize * 4)
+			// Drain the completion ring: a worker that went idle with
+			// its frames there (the fill ring then empty, so no packet
+			// comes to wake it) would otherwise win back only one
+			// chunk per timed wakeup.
+			for c := w.cfg.BatchSize * 4; s.Complete(c) == c; {
+			}
 		}
 	}
 	for _, s := range ports {
