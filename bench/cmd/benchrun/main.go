@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -115,7 +114,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "benchrun: needs root (namespaces, XDP, AF_XDP)")
 		return 1
 	}
-	dir, err := benchDir()
+	dir, err := harness.BenchDir()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		return 1
@@ -149,30 +148,6 @@ func run() int {
 		}
 	}
 	return 0
-}
-
-// benchDir finds the bench module: the working directory or a parent of it,
-// or ./bench.
-func benchDir() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	isBench := func(d string) bool {
-		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		return err == nil && strings.Contains(string(b), "module github.com/tygress/tygress/bench\n")
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if isBench(d) {
-			return d, nil
-		}
-		if isBench(filepath.Join(d, "bench")) {
-			return filepath.Join(d, "bench"), nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("run from the bench module (cd bench)")
-		}
-	}
 }
 
 func cleanNamespaces() int {

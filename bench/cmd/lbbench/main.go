@@ -332,7 +332,7 @@ func (b *bench) close() error {
 
 func (b *bench) prepare(ctx context.Context) error {
 	var err error
-	if b.dir, err = benchDir(); err != nil {
+	if b.dir, err = harness.BenchDir(); err != nil {
 		return err
 	}
 	if b.tmp, err = os.MkdirTemp("", "tygress-lbbench-"); err != nil {
@@ -405,28 +405,6 @@ func (b *bench) prepare(ctx context.Context) error {
 	b.logf("topology: %s/%s (generator, CPU %d) -> %s/%s  %s/%s -> %s/%s (backends %s, XDP count+drop)",
 		b.gen.Name, genIf, b.cfg.genCPU, b.dut.Name, cliIf, b.dut.Name, backIf, b.be.Name, beIf, strings.Join(backends, ","))
 	return nil
-}
-
-func benchDir() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	isBench := func(d string) bool {
-		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		return err == nil && strings.Contains(string(b), "module github.com/tygress/tygress/bench\n")
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if isBench(d) {
-			return d, nil
-		}
-		if isBench(filepath.Join(d, "bench")) {
-			return filepath.Join(d, "bench"), nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("run from the bench module (cd bench)")
-		}
-	}
 }
 
 // attach attaches prog to ifc in ns (native XDP) through a bpf_link this
@@ -585,10 +563,12 @@ func (b *bench) runImpl(ctx context.Context, r *Result) error {
 	// the window holds one more.
 	var m0 float64
 	merr := errors.New("no admin endpoint")
+	var adm *harness.Admin
 	if adminSock != "" {
+		adm = harness.NewAdmin(adminSock)
 		var ma float64
-		if ma, merr = mallocs(adminSock); merr == nil {
-			m0, merr = mallocs(adminSock)
+		if ma, merr = adm.Mallocs(); merr == nil {
+			m0, merr = adm.Mallocs()
 			m0 += m0 - ma
 		}
 	}
@@ -596,14 +576,14 @@ func (b *bench) runImpl(ctx context.Context, r *Result) error {
 	profDone := make(chan error, 1)
 	if adminSock != "" && c.profile != "" {
 		path := filepath.Join(c.profile, fmt.Sprintf("%s-rep%d.pprof", r.Impl, r.Rep))
-		go func() { profDone <- profile(adminSock, c.duration, path) }()
+		go func() { profDone <- adm.Profile(c.duration, path) }()
 	}
 	if err := sleep(ctx, c.duration, gen, dut); err != nil {
 		return err
 	}
 	s1 := b.sample(gen, dut)
 	if adminSock != "" && merr == nil {
-		if m1, err := mallocs(adminSock); err == nil {
+		if m1, err := adm.Mallocs(); err == nil {
 			r.WinAllocs = max(m1-m0, 0)
 		}
 	}
@@ -711,7 +691,7 @@ func (b *bench) sample(gen, dut *harness.Proc) sample {
 		}
 	}
 	for _, p := range b.ksoft {
-		v, _ := pidCPU(p) // a kernel thread does not exit
+		v, _ := harness.PidCPU(p) // a kernel thread does not exit
 		s.ksoftirqd += v
 	}
 	n, err := b.beCounter.Read()

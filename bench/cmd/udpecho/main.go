@@ -236,7 +236,7 @@ func (b *bench) logf(format string, args ...any) {
 }
 
 func (b *bench) prepare(ctx context.Context) error {
-	dir, err := benchDir()
+	dir, err := harness.BenchDir()
 	if err != nil {
 		return err
 	}
@@ -288,28 +288,6 @@ func (b *bench) prepare(ctx context.Context) error {
 	b.logf("topology: %s/%s (client, CPU %d) == %s/%s (server, CPU %d)", b.client.Name, clientIf, b.cfg.clientCPU,
 		b.server.Name, serverIf, b.cfg.serverCPU)
 	return nil
-}
-
-func benchDir() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	isBench := func(d string) bool {
-		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		return err == nil && strings.Contains(string(b), "module github.com/tygress/tygress/bench\n")
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if isBench(d) {
-			return d, nil
-		}
-		if isBench(filepath.Join(d, "bench")) {
-			return filepath.Join(d, "bench"), nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("run from the bench module (cd bench)")
-		}
-	}
 }
 
 // serverAddrs adds (on) or removes the kernel addresses of srv0.
@@ -380,7 +358,7 @@ func (b *bench) runImpl(ctx context.Context, impl string, rep int) []Result {
 	life := (c.warmup+c.duration)*time.Duration(len(c.modes)) + 5*time.Minute
 	cpu := strconv.Itoa(c.serverCPU)
 	var srv *harness.Proc
-	var adm *admin
+	var adm *harness.Admin
 	var err error
 	switch impl {
 	case "tyfwd", "tyfwd-socket":
@@ -397,7 +375,7 @@ func (b *bench) runImpl(ctx context.Context, impl string, rep int) []Result {
 			"--addr", b.srvAddrs[0], "--addr", b.srvAddrs[1], "--queues", "1", "--cores", cpu, "--quiet",
 			"--echo-mode", mode, "--no-dad",
 			"--duration", life.String(), "--admin", "unix:"+filepath.Join(b.tmp, "admin.sock"))
-		adm = newAdmin(filepath.Join(b.tmp, "admin.sock"))
+		adm = harness.NewAdmin(filepath.Join(b.tmp, "admin.sock"))
 		if err != nil {
 			return fail(err)
 		}
@@ -493,7 +471,7 @@ func waitLine(ctx context.Context, p *harness.Proc, prefix string, timeout time.
 
 // runClient runs the load client in one mode against the running server
 // srv and samples the server's CPU time at the client's window marks.
-func (b *bench) runClient(ctx context.Context, srv *harness.Proc, adm *admin, r *Result) error {
+func (b *bench) runClient(ctx context.Context, srv *harness.Proc, adm *harness.Admin, r *Result) error {
 	c := &b.cfg
 	server := "10.96.0.2:7"
 	if c.ipv6 {
@@ -533,8 +511,8 @@ wait:
 					// Two scrapes: the second's delta is what one costs,
 					// and the window's delta holds about one.
 					var ma float64
-					if ma, merr = adm.mallocs(); merr == nil {
-						m0, merr = adm.mallocs()
+					if ma, merr = adm.Mallocs(); merr == nil {
+						m0, merr = adm.Mallocs()
 						m0 += m0 - ma
 					}
 					if c.profile != "" {
@@ -543,7 +521,7 @@ wait:
 							d = 2 * time.Second
 						}
 						path := filepath.Join(c.profile, fmt.Sprintf("%s-%s-rep%d.pprof", r.Impl, r.Mode, r.Rep))
-						go func() { profDone <- adm.profile(d, path) }()
+						go func() { profDone <- adm.Profile(d, path) }()
 					}
 				}
 			case "window-end":
@@ -556,7 +534,7 @@ wait:
 				r.CoreBusy = harness.CoresBusy(srvCores) - busy0
 				r.ClientBusy = harness.CoresBusy(cliCores) - cbusy0
 				if adm != nil && merr == nil {
-					if m1, err := adm.mallocs(); err == nil {
+					if m1, err := adm.Mallocs(); err == nil {
 						r.WinAllocs = m1 - m0
 					}
 				}

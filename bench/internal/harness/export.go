@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tygress/tygress/internal/topo"
@@ -99,3 +101,31 @@ func BuildBench(ctx context.Context, benchDir, dir string, pkgs ...string) error
 	}
 	return nil
 }
+
+// BenchDir finds the bench module: the working directory or a parent of
+// it, or ./bench below one of them.
+func BenchDir() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	isBench := func(d string) bool {
+		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		return err == nil && strings.Contains(string(b), "module github.com/tygress/tygress/bench\n")
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if isBench(d) {
+			return d, nil
+		}
+		if isBench(filepath.Join(d, "bench")) {
+			return filepath.Join(d, "bench"), nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("run from the bench module (cd bench)")
+		}
+	}
+}
+
+// PidCPU is any process's CPU time so far (user+sys, all threads) in
+// seconds, from /proc/PID/stat.
+func PidCPU(pid int) (float64, bool) { return procCPU(pid) }

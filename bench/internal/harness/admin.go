@@ -1,4 +1,4 @@
-package main
+package harness
 
 // tyfwd's admin endpoint (--admin unix:PATH): the Go runtime's heap
 // allocation counter for the measured interval, and CPU profiles.
@@ -16,20 +16,22 @@ import (
 	"time"
 )
 
-type admin struct {
+// Admin is a client of tyfwd's admin endpoint on a unix socket.
+type Admin struct {
 	c *http.Client
 }
 
-func newAdmin(sock string) *admin {
+// NewAdmin returns a client of the admin endpoint at unix socket sock.
+func NewAdmin(sock string) *Admin {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)
 	}}
-	return &admin{c: &http.Client{Transport: tr}}
+	return &Admin{c: &http.Client{Transport: tr}}
 }
 
 // mallocs scrapes go_memstats_mallocs_total from /metrics.
-func (a *admin) mallocs() (float64, error) {
+func (a *Admin) Mallocs() (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://tyfwd/metrics", nil)
@@ -49,7 +51,7 @@ func (a *admin) mallocs() (float64, error) {
 }
 
 // profile writes a CPU profile of d to path.
-func (a *admin) profile(d time.Duration, path string) error {
+func (a *Admin) Profile(d time.Duration, path string) error {
 	secs := max(int(d/time.Second), 1)
 	resp, err := a.c.Get(fmt.Sprintf("http://tyfwd/debug/pprof/profile?seconds=%d", secs))
 	if err != nil {
