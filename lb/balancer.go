@@ -640,12 +640,18 @@ func (b *Balancer) Table() *ConnTable { return b.ct }
 // connection ID it keeps a rebound client on one shard only if the
 // steering also uses the ID.
 func ClientHash(d *proto.Decoded, toVIP bool, seed uint64) uint32 {
+	return ClientHashKey(&d.Flow, toVIP, seed)
+}
+
+// ClientHashKey is ClientHash from a flow key (proto.ParseFlow's, for
+// steering without a full Decode).
+func ClientHashKey(f *proto.FlowKey, toVIP bool, seed uint64) uint32 {
 	var k proto.FlowKey
-	k.Family, k.Proto = d.Flow.Family, d.Flow.Proto
+	k.Family, k.Proto = f.Family, f.Proto
 	if toVIP {
-		k.Src, k.SrcPort = d.Flow.Src, d.Flow.SrcPort
+		k.Src, k.SrcPort = f.Src, f.SrcPort
 	} else {
-		k.Src, k.SrcPort = d.Flow.Dst, d.Flow.DstPort
+		k.Src, k.SrcPort = f.Dst, f.DstPort
 	}
 	return k.Hash(seed)
 }

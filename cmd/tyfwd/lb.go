@@ -265,7 +265,7 @@ type steerStage struct {
 	queues  uint16
 	seed    uint64
 	backend uint16 // port index toward the backends
-	d       proto.Decoded
+	f       proto.Flow
 }
 
 func (s *steerStage) Name() string { return "steer" }
@@ -276,10 +276,10 @@ func (s *steerStage) Process(b *pipeline.Batch) {
 	}
 	for i := range b.Frames {
 		f := &b.Frames[i]
-		if proto.Decode(f.Data, &s.d, nil) != nil || s.d.Flow.Family == 0 {
+		if proto.ParseFlow(f.Data, &s.f, nil) != nil || s.f.Key.Family == 0 {
 			continue
 		}
-		q := uint16(lb.ClientHash(&s.d, f.InPort != s.backend, s.seed) % uint32(s.queues))
+		q := uint16(lb.ClientHashKey(&s.f.Key, f.InPort != s.backend, s.seed) % uint32(s.queues))
 		if q != b.Queue {
 			f.Verdict, f.Shard = pipeline.Handoff, q
 		}
