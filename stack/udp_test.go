@@ -127,11 +127,8 @@ func TestUDPExchange(t *testing.T) {
 			}
 		}
 	}
-	sa, sb := p.a.Stats(), p.b.Stats()
-	t.Logf("A %+v\nB %+v", sa, sb)
-	if sa.FragsOut == 0 || sb.Reassembled == 0 || sa.Dropped() != sa.Drops[DropNeighbor] || sb.Dropped() != sb.Drops[DropNeighbor] {
-		t.Errorf("expected fragments and no drops")
-	}
+	waitStats(t, p.a, func(s Stats) bool { return s.FragsOut > 0 && s.Dropped() == s.Drops[DropNeighbor] })
+	waitStats(t, p.b, func(s Stats) bool { return s.Reassembled > 0 && s.Dropped() == s.Drops[DropNeighbor] })
 }
 
 // TestUDPPortUnreachable: a datagram to a closed port makes the peer send
@@ -154,11 +151,22 @@ func TestUDPPortUnreachable(t *testing.T) {
 		}
 		c.Close()
 	}
-	if st := p.b.Stats(); st.ICMPOut != 2 || st.Drops[DropNoSocket] != 2 {
-		t.Errorf("B: %+v", st)
-	}
-	if st := p.a.Stats(); st.ICMPIn != 2 {
-		t.Errorf("A: %+v", st)
+	// Shards publish their counters at the end of a poll, after the
+	// socket saw the error: wait for them.
+	waitStats(t, p.b, func(st Stats) bool { return st.ICMPOut == 2 && st.Drops[DropNoSocket] == 2 })
+	waitStats(t, p.a, func(st Stats) bool { return st.ICMPIn == 2 })
+}
+
+// waitStats waits (up to 5 s) until st's published counters satisfy ok.
+func waitStats(t *testing.T, st *Stack, ok func(Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok(st.Stats()) {
+		if time.Now().After(deadline) {
+			t.Errorf("stats %+v", st.Stats())
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -276,10 +284,7 @@ func TestUDPRecvBufferFull(t *testing.T) {
 	if _, _, err := srv.ReadFrom(buf); err != nil {
 		t.Fatalf("after draining: %v", err)
 	}
-	time.Sleep(10 * time.Millisecond) // let the shard publish
-	if d := p.b.Stats().Drops[DropRcvBuf]; d != st.RxDropped {
-		t.Errorf("shard counted %d RcvBuf drops, socket %d", d, st.RxDropped)
-	}
+	waitStats(t, p.b, func(s Stats) bool { return s.Drops[DropRcvBuf] == st.RxDropped })
 }
 
 // TestUDPBatch: ReadBatch returns several queued datagrams at once;
@@ -486,9 +491,7 @@ func TestDAD(t *testing.T) {
 	if _, _, err := srv.ReadFrom(make([]byte, 10)); err != nil {
 		t.Fatalf("after DAD: %v", err)
 	}
-	if s := p.b.Stats(); s.DADSucceeded != 1 || s.DADFailed != 1 {
-		t.Fatalf("B stats %+v", s)
-	}
+	waitStats(t, p.b, func(s Stats) bool { return s.DADSucceeded == 1 && s.DADFailed == 1 })
 }
 
 // TestTwoPorts: one stack on two ports (two links of different ports),

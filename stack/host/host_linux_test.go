@@ -149,7 +149,13 @@ func TestKernelUDP(t *testing.T) {
 	if !strings.Contains(neigh, "10.92.0.2 lladdr "+k.pf.MAC.String()) || !strings.Contains(neigh, "fd00:92::2 lladdr "+k.pf.MAC.String()) {
 		t.Errorf("kernel neighbors:\n%s", neigh)
 	}
+	// Shards publish their counters at the end of a poll: wait for them.
+	deadline := time.Now().Add(5 * time.Second)
 	st := k.h.Stack.Stats()
+	for (st.Reassembled == 0 || st.FragsOut == 0) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		st = k.h.Stack.Stats()
+	}
 	if st.Reassembled == 0 || st.FragsOut == 0 || st.Drops[stack.DropBadChecksum] != 0 {
 		t.Errorf("stats %+v", st)
 	}
