@@ -199,7 +199,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, w.Stop)
 	defer stop()
 	idle := 0
-	yielded := time.Now()
+	yielded := time.Now().UnixNano()
 	for !w.stop.Load() {
 		if w.Step() > 0 {
 			idle = 0
@@ -215,7 +215,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		// long-running: the runtime's sysmon then takes its P away in the
 		// next syscall and polls every 20 µs for a while. Yielding first
 		// costs two thread switches every few milliseconds instead.
-		if now := time.Now(); now.Sub(yielded) > yieldEvery {
+		// The clock is the last batch's (reading it here too cost a
+		// vDSO call per wakeup); with no traffic the worker sleeps in
+		// poll() and has no P to lose.
+		if now := w.batch.Now; now-yielded > int64(yieldEvery) {
 			runtime.Gosched()
 			yielded = now
 		}
@@ -385,15 +388,6 @@ func (w *Worker) Step() int {
 	return total + handedIn
 }
 
-// free returns frames to the pool, in bulk.
-func (w *Worker) free(frames []Frame) {
-	addrs := w.addrs[:len(frames)]
-	for i := range addrs {
-		addrs[i] = frames[i].Addr
-	}
-	w.cfg.Pool.PutN(addrs)
-}
-
 func (w *Worker) drop(f *Frame, r Reason) {
 	w.dropLocal[r]++
 	w.dropSeen |= 1 << r
@@ -407,7 +401,17 @@ func (w *Worker) dispatch() {
 	o := &w.out
 	pool := w.cfg.Pool
 	if len(o.Drop) > 0 {
-		w.free(o.Drop)
+		addrs := w.addrs[:len(o.Drop)]
+		for i := range addrs {
+			addrs[i] = o.Drop[i].Addr
+		}
+		// Frames dropped in the batch they arrived in go straight back
+		// on the fill ring of the port they came from, not through the
+		// pool and the next Refill.
+		if p := int(w.batch.Port); p < len(w.cfg.Ports) && w.cfg.Ports[p] != nil && w.cfg.Ports[p].RX.Len() > 0 {
+			addrs = w.cfg.Ports[p].Recycle(addrs)
+		}
+		pool.PutN(addrs)
 		if r, same := o.DropReason(); same {
 			w.dropLocal[r] += uint64(len(o.Drop))
 			w.dropSeen |= 1 << r

@@ -212,3 +212,55 @@ func BenchmarkRingRoundTrip(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/frame")
 }
+
+func TestRecycle(t *testing.T) {
+	s := fakeSocket(t, 16)
+	// Half of the UMEM belongs to another pool, as on a shared UMEM.
+	mine, err := NewFramePool(s.umem, 0, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pool = mine
+	s.Refill()
+	if s.Fill.Occupancy() != 8 || mine.Len() != 0 {
+		t.Fatalf("fill %d pool %d after refill", s.Fill.Occupancy(), mine.Len())
+	}
+	// The kernel delivers 5; they are dropped: 4 go back on the fill ring
+	// (offsets inside the frame are rounded down), one of another pool's
+	// frames is handed back.
+	kernelRx(s, 5, 60, nil)
+	descs := make([]Desc, 8)
+	n := s.Receive(descs)
+	if n != 5 {
+		t.Fatalf("received %d", n)
+	}
+	addrs := make([]uint64, 0, 8)
+	for _, d := range descs[:4] {
+		addrs = append(addrs, d.Addr)
+	}
+	foreign := s.umem.FrameAddr(12) + 100
+	addrs = append(addrs[:2], append([]uint64{foreign}, addrs[2:]...)...)
+	rest := s.Recycle(addrs)
+	if len(rest) != 1 || rest[0] != foreign {
+		t.Fatalf("rest %v, want [%d]", rest, foreign)
+	}
+	if s.Fill.Occupancy() != 7 || s.InKernel() != 7 {
+		t.Fatalf("fill %d in kernel %d, want 7 and 7", s.Fill.Occupancy(), s.InKernel())
+	}
+	for i := uint32(3); i < 7; i++ {
+		if a := s.Fill.addrs[i&s.Fill.mask]; a&(2048-1) != 0 || !mine.Owns(a) {
+			t.Fatalf("fill slot %d holds %#x", i, a)
+		}
+	}
+	// No room: a full fill ring takes nothing and keeps its producer.
+	mine.Put(descs[4].Addr)
+	s.Refill()
+	prod := s.Fill.producer.Load()
+	back := []uint64{s.umem.FrameAddr(1)}
+	if rest := s.Recycle(back); len(rest) != 1 || s.Fill.producer.Load() != prod || s.Fill.cachedProd != prod {
+		t.Fatalf("recycle into a full ring: rest %v producer %d->%d cached %d", rest, prod, s.Fill.producer.Load(), s.Fill.cachedProd)
+	}
+	if st := s.Stats(); st.FillSubmitted != 8+4+1 {
+		t.Fatalf("FillSubmitted %d, want 13", st.FillSubmitted)
+	}
+}
