@@ -38,9 +38,14 @@ import (
 
 // Config is a benchmark run.
 type Config struct {
-	BenchDir  string        // the bench module (holds cmd/peers, cmd/xdpgen)
-	BinDir    string        // where binaries go ("" = a temporary directory)
-	Tyfwd     string        // prebuilt tyfwd ("" = build ../cmd/tyfwd)
+	BenchDir string // the bench module (holds cmd/peers, cmd/xdpgen)
+	BinDir   string // where binaries go ("" = a temporary directory)
+	Tyfwd    string // prebuilt tyfwd ("" = build ../cmd/tyfwd)
+	// TyfwdAlt, if set, is a second tyfwd binary (say, of the previous
+	// commit): every selected tyfwd row gets a "tyfwd-alt-" twin run from
+	// it in the same run, so a change is judged against its own baseline
+	// under the same load.
+	TyfwdAlt  string
 	Duration  time.Duration // traffic per run
 	Reps      int           // repetitions; medians are reported
 	Scenarios []string      // names; empty = all
@@ -53,6 +58,16 @@ type Config struct {
 	Batch     int
 	Settle    time.Duration // after the DUT attached its program, before traffic
 	Ours      string        // reference row for ratios ("" = tyfwd of the same mode)
+	// Sink is what receives l2fwd's output in veth mode. "xdp": an
+	// in-kernel XDP_DROP program counts and drops; on veth its run, and the
+	// copy veth makes of every skb AF_XDP TX builds (less headroom than
+	// XDP needs), land on the forwarder's core. "nft": no XDP program; the
+	// sink's kernel drops the frames at its netdev ingress hook (nftables),
+	// counted from the port's rx_packets, as a next hop that is not on the
+	// forwarder's core would receive them. The kernel XDP_REDIRECT row gets
+	// GRO on the sink there, since redirecting into a veth needs a NAPI
+	// context on the peer.
+	Sink string
 
 	// Real-NIC mode: In (and Out for l2fwd) are real ports; no topology.
 	In, Out string
@@ -170,6 +185,9 @@ func (c *Config) Defaults() {
 	if c.Settle == 0 {
 		c.Settle = 500 * time.Millisecond
 	}
+	if c.Sink == "" {
+		c.Sink = "xdp"
+	}
 	if c.DUTCPUs == "" && c.In == "" {
 		c.DUTCPUs = "1"
 	}
@@ -181,6 +199,9 @@ func (c *Config) Defaults() {
 // Prepare builds the binaries and the topology. Close undoes it.
 func Prepare(ctx context.Context, cfg Config) (*Bench, error) {
 	cfg.Defaults()
+	if cfg.Sink != "xdp" && cfg.Sink != "nft" {
+		return nil, fmt.Errorf("sink %q: want xdp or nft", cfg.Sink)
+	}
 	b := &Bench{cfg: cfg, bins: map[string]string{}, missing: map[string]string{}, log: cfg.Log}
 	if _, _, err := b.selected(); err != nil {
 		return nil, err
@@ -220,13 +241,20 @@ func (b *Bench) build(ctx context.Context) error {
 		}
 		b.tmp, dir = t, t
 	}
-	dir, _ = filepath.Abs(dir)
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
 	// Build only what the selected implementations need (gVisor's packages
 	// take a while to compile from a cold cache).
 	need := []string{"xdpgen", "kernxdp"}
 	wantTyfwd := false
 	for _, im := range b.candidates() {
 		switch {
+		case im.Bin == "tyfwd-alt":
+			if b.bins["tyfwd-alt"], err = filepath.Abs(b.cfg.TyfwdAlt); err != nil {
+				return err
+			}
 		case im.Bin == "tyfwd":
 			wantTyfwd = true
 		case !slices.Contains(need, im.Bin):
@@ -416,6 +444,15 @@ func (b *Bench) candidates() []Impl {
 		}
 		ims = append(ims, im)
 	}
+	if b.cfg.TyfwdAlt != "" {
+		for _, im := range slices.Clone(ims) {
+			if im.Bin == "tyfwd" {
+				im.Name = strings.Replace(im.Name, "tyfwd-", "tyfwd-alt-", 1)
+				im.Bin, im.Class = "tyfwd-alt", Peer
+				ims = append(ims, im)
+			}
+		}
+	}
 	return ims
 }
 
@@ -533,7 +570,26 @@ func (b *Bench) runOne(ctx context.Context, sc Scenario, im Impl, r *Result) err
 	b.ranOnce = true
 
 	var sink *proc
-	if sc.Kind == "l2fwd" && b.sink != nil {
+	var sinkRx0 uint64
+	stackSink := sc.Kind == "l2fwd" && b.sink != nil && b.cfg.Sink == "nft"
+	if stackSink {
+		b.clearXDP(b.sink, "sink0")
+		gro := "off"
+		if im.Class == Kernel {
+			gro = "on"
+		}
+		if err := topo.Ethtool(b.sink, "-K", "sink0", "gro", gro); err != nil {
+			return err
+		}
+		if err := topo.Run(b.sink, "nft", "add table netdev tybench_sink; add chain netdev tybench_sink in { type filter hook ingress device sink0 priority 0; policy drop; }"); err != nil {
+			return err
+		}
+		var err error
+		if sinkRx0, err = b.sinkRx(); err != nil {
+			return err
+		}
+	}
+	if sc.Kind == "l2fwd" && b.sink != nil && !stackSink {
 		b.clearXDP(b.sink, "sink0")
 		var err error
 		sink, err = startProc("sink", command(b.sink, strconv.Itoa(b.cfg.GenCPU), b.bins["kernxdp"],
@@ -630,6 +686,12 @@ func (b *Bench) runOne(ctx context.Context, sc Scenario, im Impl, r *Result) err
 			return err
 		}
 		r.Sunk = ss.Uint("rx_pkts")
+	} else if stackSink {
+		n, err := b.sinkRx()
+		if err != nil {
+			return err
+		}
+		r.Sunk = n - sinkRx0
 	} else if sc.Kind == "l2fwd" {
 		r.Sunk = r.TxPkts // NIC mode: no sink we can see
 	}
@@ -680,6 +742,15 @@ func xdpAttached(ns *topo.Namespace, ifc string) bool {
 // clearXDP removes a netlink-attached XDP program a crashed peer may have
 // left (asavie/xdp attaches without a bpf_link). bpf_link attachments go
 // away with their process.
+// sinkRx reads the sink port's rx_packets counter.
+func (b *Bench) sinkRx() (uint64, error) {
+	out, err := topo.Output(b.sink, "cat", "/sys/class/net/sink0/statistics/rx_packets")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(out), 10, 64)
+}
+
 func (b *Bench) clearXDP(ns *topo.Namespace, ifc string) {
 	if !xdpAttached(ns, ifc) {
 		return
