@@ -26,7 +26,7 @@ func needRoot(tb testing.TB) {
 // smokeImpls run in every `go test`: cheap to build, each a different
 // kind of receiver. TYGRESS_BENCH=1 adds the rest (gVisor's packages take
 // a minute to compile from a cold cache; tyfwd is built from ../cmd/tyfwd).
-var smokeImpls = []string{"kernel-xdp-drop", "xsk-poll", "xsys-poll", "asavie-poll", "udp-recvmmsg", "kernel-xdp-redirect"}
+var smokeImpls = []string{"kernel-xdp-drop", "xsk-poll", "xsys-poll", "asavie-poll", "c-xdpsock-poll", "udp-recvmmsg", "kernel-xdp-redirect", "c-xdpsock-l2fwd-poll"}
 
 // TestDatapathSmoke runs each implementation for one second on the veth
 // topology with the live-frames generator and checks that it counted

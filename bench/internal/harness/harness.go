@@ -248,9 +248,11 @@ func (b *Bench) build(ctx context.Context) error {
 	// Build only what the selected implementations need (gVisor's packages
 	// take a while to compile from a cold cache).
 	need := []string{"xdpgen", "kernxdp"}
-	wantTyfwd := false
+	wantTyfwd, wantC := false, false
 	for _, im := range b.candidates() {
 		switch {
+		case im.Bin == "xdpsock-c":
+			wantC = true
 		case im.Bin == "tyfwd-alt":
 			if b.bins["tyfwd-alt"], err = filepath.Abs(b.cfg.TyfwdAlt); err != nil {
 				return err
@@ -278,6 +280,9 @@ func (b *Bench) build(ctx context.Context) error {
 	for _, n := range need {
 		b.bins[n] = filepath.Join(dir, n)
 	}
+	if wantC {
+		b.buildXDPSockC(ctx, dir)
+	}
 	if !wantTyfwd {
 		return nil
 	}
@@ -299,6 +304,49 @@ func (b *Bench) build(ctx context.Context) error {
 		b.bins["tyfwd"] = filepath.Join(dir, "tyfwd")
 	}
 	return nil
+}
+
+// buildXDPSockC builds the C reference peer cmd/peers/xdpsock-c: its XDP
+// program with clang -target bpf, then the loader (which embeds it) with
+// the system C compiler ($CC, else cc) and libbpf. When either fails its
+// rows are skipped, like tyfwd's.
+func (b *Bench) buildXDPSockC(ctx context.Context, dir string) {
+	src := filepath.Join(b.cfg.BenchDir, "cmd", "peers", "xdpsock-c")
+	obj, bin := filepath.Join(dir, "xdpsock-c.bpf.o"), filepath.Join(dir, "xdpsock-c")
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	// linux/bpf.h needs asm/types.h from the multiarch directory, which
+	// clang does not search for -target bpf.
+	bpfArgs := []string{"-O2", "-g", "-target", "bpf", "-Wall", "-Werror"}
+	if m, err := exec.CommandContext(ctx, cc, "-dumpmachine").Output(); err == nil {
+		bpfArgs = append(bpfArgs, "-I/usr/include/"+strings.TrimSpace(string(m)))
+	}
+	steps := [][]string{
+		append(append([]string{"clang"}, bpfArgs...), "-c", filepath.Join(src, "xdpsock.bpf.c"), "-o", obj),
+		{cc, "-O2", "-Wall", "-Wextra", "-Werror", `-DXDPSOCK_BPF_OBJ="` + obj + `"`,
+			filepath.Join(src, "xdpsock.c"), "-o", bin, "-lbpf", "-lpthread"},
+	}
+	b.logf("building cmd/peers/xdpsock-c (clang -target bpf, %s, libbpf)", cc)
+	for _, s := range steps {
+		if out, err := exec.CommandContext(ctx, s[0], s[1:]...).CombinedOutput(); err != nil {
+			why := firstLine(string(out))
+			for _, l := range strings.Split(string(out), "\n") {
+				if strings.Contains(l, "error") { // gcc and clang start with "In function ..."
+					why = strings.TrimSpace(l)
+					break
+				}
+			}
+			if why == "" {
+				why = err.Error()
+			}
+			b.missing["xdpsock-c"] = s[0] + ": " + why
+			b.logf("xdpsock-c unavailable, its rows are skipped: %s", b.missing["xdpsock-c"])
+			return
+		}
+	}
+	b.bins["xdpsock-c"] = bin
 }
 
 // firstLine is the first line of s that says something (not a "# pkg"

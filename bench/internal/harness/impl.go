@@ -102,6 +102,8 @@ var Impls = []Impl{
 	{Name: "xsys-busy", Kind: "rxdrop", Class: Peer, Mode: "busy", Bin: "xsys", NIC: true, Args: peerArgs("busy")},
 	{Name: "asavie-poll", Kind: "rxdrop", Class: Peer, Mode: "poll", Bin: "asavie", NIC: true, Args: peerArgs("poll")},
 	{Name: "gvisor-poll", Kind: "rxdrop", Class: Peer, Mode: "poll", Bin: "gvisor", NIC: true, Args: peerArgs("poll")},
+	{Name: "c-xdpsock-poll", Kind: "rxdrop", Class: Peer, Mode: "poll", Bin: "xdpsock-c", NIC: true, Args: peerArgs("poll")},
+	{Name: "c-xdpsock-busy", Kind: "rxdrop", Class: Peer, Mode: "busy", Bin: "xdpsock-c", NIC: true, Args: peerArgs("busy")},
 	{Name: "udp-recvmmsg", Kind: "rxdrop", Class: Peer, Bin: "udprecv", Args: peerArgs("", "--xdp-pass")},
 
 	{Name: "kernel-xdp-redirect", Kind: "l2fwd", Class: Kernel, Bin: "kernxdp", NIC: true, Args: func(e *Env) []string {
@@ -114,6 +116,13 @@ var Impls = []Impl{
 	{Name: "tyfwd-l2fwd-poll", Kind: "l2fwd", Class: Ours, Mode: "poll", Bin: "tyfwd", NIC: true, Args: tyfwd("l2fwd", "poll")},
 	{Name: "tyfwd-l2fwd-busy", Kind: "l2fwd", Class: Ours, Mode: "busy", Bin: "tyfwd", NIC: true, Args: tyfwd("l2fwd", "busy")},
 	{Name: "xsk-l2fwd-poll", Kind: "l2fwd", Class: Ours, Mode: "poll", Bin: "xsk", NIC: true, Args: func(e *Env) []string {
+		a := []string{"-i", e.In, "-o", e.Out, "--quiet"}
+		if e.SinkMAC != "" {
+			a = append(a, "--dst-mac", e.SinkMAC)
+		}
+		return append(a, common(e, "poll")...)
+	}},
+	{Name: "c-xdpsock-l2fwd-poll", Kind: "l2fwd", Class: Peer, Mode: "poll", Bin: "xdpsock-c", NIC: true, Args: func(e *Env) []string {
 		a := []string{"-i", e.In, "-o", e.Out, "--quiet"}
 		if e.SinkMAC != "" {
 			a = append(a, "--dst-mac", e.SinkMAC)
