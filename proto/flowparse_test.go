@@ -61,6 +61,8 @@ func flowOptions() []*proto.DecodeOptions {
 		{QUICPorts: []uint16{443}, QUICShortDCIDLen: 0},
 		{QUICPorts: []uint16{443}, QUICShortDCIDLen: 21},
 		{QUICPorts: []uint16{51234}, QUICShortDCIDLen: 8},
+		{QUICPorts: []uint16{8443, 4433, 443}, QUICShortDCIDLen: 8},
+		{QUICPorts: []uint16{}, QUICShortDCIDLen: 8},
 		{QUICPorts: []uint16{443}, QUICShortDCIDLen: 8, VerifyIPv4Checksum: true},
 		{VerifyIPv4Checksum: true},
 	}
