@@ -201,7 +201,22 @@ func (w *Worker) Run(ctx context.Context) error {
 	idle := 0
 	yielded := time.Now().UnixNano()
 	for !w.stop.Load() {
-		if w.Step() > 0 {
+		n := w.Step()
+		// A goroutine that has not been rescheduled for 10 ms counts as
+		// long-running: the runtime's sysmon then preempts it, takes its
+		// P away in its next syscall, and wakes every 20 µs (on the
+		// worker's core) for as long as that goes on. Yielding first
+		// costs two thread switches every few milliseconds instead. It
+		// matters most under load, when Step never comes back empty: a
+		// forwarder's sendto() of a whole batch takes ~80 µs on veth.
+		// The clock is the last batch's (reading it here too cost a
+		// vDSO call per wakeup); with no traffic the worker sleeps in
+		// poll() and has no P to lose.
+		if now := w.batch.Now; now-yielded > int64(yieldEvery) {
+			runtime.Gosched()
+			yielded = now
+		}
+		if n > 0 {
 			idle = 0
 			continue
 		}
@@ -210,17 +225,6 @@ func (w *Worker) Run(ctx context.Context) error {
 				runtime.Gosched()
 			}
 			continue
-		}
-		// A goroutine that has not been rescheduled for 10 ms counts as
-		// long-running: the runtime's sysmon then takes its P away in the
-		// next syscall and polls every 20 µs for a while. Yielding first
-		// costs two thread switches every few milliseconds instead.
-		// The clock is the last batch's (reading it here too cost a
-		// vDSO call per wakeup); with no traffic the worker sleeps in
-		// poll() and has no P to lose.
-		if now := w.batch.Now; now-yielded > int64(yieldEvery) {
-			runtime.Gosched()
-			yielded = now
 		}
 		if err := w.wait(); err != nil {
 			return err
