@@ -156,16 +156,30 @@ func TestHandoffAcrossShards(t *testing.T) {
 		t.Fatalf("one shard handled nothing: %d / %d", handled[0].Load(), handled[1].Load())
 	}
 	t.Logf("handled %d/%d, handed off %d/%d", handled[0].Load(), handled[1].Load(), handedOff[0].Load(), handedOff[1].Load())
-	// Every frame is back in its own pool or with the kernel; run a last
-	// reclaim round first (workers have stopped).
-	for q, w := range dp.Workers {
-		w.Step()
-		pool := dp.Pools[q]
-		s := dp.Ports[0].Sockets[q]
-		for i := 0; i < 100 && pool.Len()+s.InKernel() != pool.Total(); i++ {
-			time.Sleep(time.Millisecond)
+	// Every frame is back in its own pool or with the kernel; run last
+	// rounds first (workers have stopped). Step every worker each round:
+	// a frame handed off and transmitted by the other shard comes back
+	// through that shard's completion ring and then its return ring.
+	balanced := func() bool {
+		for q := range dp.Workers {
+			if dp.Pools[q].Len()+dp.Ports[0].Sockets[q].InKernel() != dp.Pools[q].Total() {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; i < 100; i++ {
+		for _, w := range dp.Workers {
 			w.Step()
 		}
+		if balanced() {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for q := range dp.Workers {
+		pool := dp.Pools[q]
+		s := dp.Ports[0].Sockets[q]
 		if pool.Len()+s.InKernel() != pool.Total() {
 			t.Errorf("worker %d: pool %d + kernel %d != %d", q, pool.Len(), s.InKernel(), pool.Total())
 		}
