@@ -772,6 +772,23 @@ static void *monitor(void *arg)
 
 /* ---- the loops ---- */
 
+/* Waits for the rx ring of x to fill: spins (waking the kernel when its
+ * fill ring asks for it) or blocks in poll(). */
+static inline void wait_rx(struct xsk *x, struct pollfd *pfd, bool busy, uint64_t *wakeups)
+{
+	if (busy) {
+		if (need_wakeup(&x->fill)) {
+			recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+			PUBLISH(wakeups, ++*wakeups);
+		}
+		cpu_relax();
+		return;
+	}
+	PUBLISH(wakeups, ++*wakeups);
+	if (poll(pfd, 1, POLL_TIMEOUT_MS) < 0 && errno != EINTR)
+		die("poll: %s", strerror(errno));
+}
+
 static void rxdrop(struct xsk *x, const struct config *c)
 {
 	struct ring *rx = &x->rx, *fq = &x->fill;
@@ -785,17 +802,7 @@ static void rxdrop(struct xsk *x, const struct config *c)
 		uint32_t idx, fidx, n = cons_peek(rx, batch, &idx);
 
 		if (n == 0) {
-			if (c->busy) {
-				if (need_wakeup(fq)) {
-					recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
-					PUBLISH(wakeups, ++wakeups);
-				}
-				cpu_relax();
-				continue;
-			}
-			PUBLISH(wakeups, ++wakeups);
-			if (poll(&pfd, 1, POLL_TIMEOUT_MS) < 0 && errno != EINTR)
-				die("poll: %s", strerror(errno));
+			wait_rx(x, &pfd, c->busy, &wakeups);
 			continue;
 		}
 		/* Every received frame goes straight back to the fill ring,
@@ -852,17 +859,7 @@ static void l2fwd(struct xsk *in, struct xsk *out, char *umem, uint64_t *free_fr
 		n = cons_peek(rx, batch, &idx);
 		if (n == 0) {
 			refill(fq, free_frames, &nfree);
-			if (c->busy) {
-				if (need_wakeup(fq)) {
-					recvfrom(in->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
-					PUBLISH(wakeups, ++wakeups);
-				}
-				cpu_relax();
-				continue;
-			}
-			PUBLISH(wakeups, ++wakeups);
-			if (poll(&pfd, 1, POLL_TIMEOUT_MS) < 0 && errno != EINTR)
-				die("poll: %s", strerror(errno));
+			wait_rx(in, &pfd, c->busy, &wakeups);
 			continue;
 		}
 
