@@ -200,3 +200,49 @@ func TestGroupSharesReplies(t *testing.T) {
 		t.Fatalf("stage 1 did not learn the shared reply: %x %v", mac, ok)
 	}
 }
+
+// TestLookupCache checks the next-hop cache: a cached answer stands for
+// hopTTL without touching the neighbor table, a changed link-layer address
+// is seen at once, and after hopTTL the table is consulted again (so its
+// reachability state machine still sees the entry used).
+func TestLookupCache(t *testing.T) {
+	s, sl := newStage(t, nil)
+	other := netip.MustParseAddr("10.0.1.12")
+	mac2, mac3 := [6]byte{2, 0, 0, 0, 2, 3}, [6]byte{2, 0, 0, 0, 2, 4}
+	// An unsolicited ARP request from it creates a STALE entry.
+	run(s, sl, 1e9, arp(proto.ARPRequest, mac2, other, ourA, proto.BroadcastMAC))
+	p := s.byIdx[1]
+	if st, _ := p.nb.State(other); st != neighbor.Stale {
+		t.Fatalf("state %v, want STALE", st)
+	}
+	// The first Lookup uses the entry (STALE -> DELAY) and caches it.
+	if mac, ok := s.Lookup(other); !ok || mac != mac2 {
+		t.Fatalf("Lookup: %x %v", mac, ok)
+	}
+	if st, _ := p.nb.State(other); st != neighbor.Delay {
+		t.Fatalf("state %v after a use, want DELAY", st)
+	}
+	e := &s.hops[hopIndex(other)]
+	if e.ip != other || e.mac != mac2 {
+		t.Fatalf("not cached: %+v", e)
+	}
+	// Within hopTTL, a hit: the entry is not looked at.
+	e.mac = [6]byte{0xee} // poison: only a hit returns it
+	if mac, _ := s.Lookup(other); mac != e.mac {
+		t.Fatalf("Lookup within hopTTL went to the table: %x", mac)
+	}
+	// A new address (gratuitous ARP, which overrides) drops the cache.
+	run(s, sl, 1e9+1, arp(proto.ARPRequest, mac3, other, other, proto.BroadcastMAC))
+	if _, m := p.nb.State(other); m != mac3 {
+		t.Fatalf("table holds %x, want %x", m, mac3)
+	}
+	if mac, ok := s.Lookup(other); !ok || mac != mac3 {
+		t.Fatalf("Lookup after the address changed: %x %v", mac, ok)
+	}
+	// After hopTTL the table is asked again.
+	e.mac = [6]byte{0xee}
+	run(s, sl, 1e9+1+hopTTL)
+	if mac, _ := s.Lookup(other); mac != mac3 {
+		t.Fatalf("Lookup after hopTTL: %x, want the table's %x", mac, mac3)
+	}
+}

@@ -146,6 +146,9 @@ func (t *Table[P]) learn(now int64, i int32, mac [6]byte, solicited, override bo
 		}
 		return Ignored
 	}
+	if differs {
+		t.gen++
+	}
 	e.mac = mac
 	switch {
 	case solicited:

@@ -162,6 +162,7 @@ type Table[P any] struct {
 	own     []ownAddr
 	stats   Stats
 	scratch Action
+	gen     uint64 // bumped whenever an entry's address changes or goes
 }
 
 // New returns an empty table. It allocates all the memory the table will
@@ -188,6 +189,11 @@ func New[P any](cfg Config, sink Sink[P]) *Table[P] {
 
 // Stats returns the counters.
 func (t *Table[P]) Stats() Stats { return t.stats }
+
+// Gen changes whenever a link-layer address the table gave out may no
+// longer hold (an entry learned a different one, or was removed). Callers
+// that cache Lookup's answers compare it to drop them.
+func (t *Table[P]) Gen() uint64 { return t.gen }
 
 // Len returns the number of entries.
 func (t *Table[P]) Len() int { return t.n }
@@ -309,6 +315,7 @@ func (t *Table[P]) alloc(now int64, addr netip.Addr, s State, hard bool) (int32,
 
 // remove deletes entry i, dropping its queued packets with why.
 func (t *Table[P]) remove(i int32, why Reason) {
+	t.gen++
 	t.flush(i, why)
 	e := &t.ents[i]
 	delete(t.index, e.addr)
