@@ -392,6 +392,15 @@ func (w *Worker) Step() int {
 	return total + handedIn
 }
 
+// free returns frames to the pool, in bulk.
+func (w *Worker) free(frames []Frame) {
+	addrs := w.addrs[:len(frames)]
+	for i := range addrs {
+		addrs[i] = frames[i].Addr
+	}
+	w.cfg.Pool.PutN(addrs)
+}
+
 func (w *Worker) drop(f *Frame, r Reason) {
 	w.dropLocal[r]++
 	w.dropSeen |= 1 << r
@@ -405,17 +414,7 @@ func (w *Worker) dispatch() {
 	o := &w.out
 	pool := w.cfg.Pool
 	if len(o.Drop) > 0 {
-		addrs := w.addrs[:len(o.Drop)]
-		for i := range addrs {
-			addrs[i] = o.Drop[i].Addr
-		}
-		// Frames dropped in the batch they arrived in go straight back
-		// on the fill ring of the port they came from, not through the
-		// pool and the next Refill.
-		if p := int(w.batch.Port); p < len(w.cfg.Ports) && w.cfg.Ports[p] != nil && w.cfg.Ports[p].RX.Len() > 0 {
-			addrs = w.cfg.Ports[p].Recycle(addrs)
-		}
-		pool.PutN(addrs)
+		w.free(o.Drop)
 		if r, same := o.DropReason(); same {
 			w.dropLocal[r] += uint64(len(o.Drop))
 			w.dropSeen |= 1 << r

@@ -385,37 +385,6 @@ func (s *Socket) Refill() int {
 	return int(got)
 }
 
-// Recycle puts frames straight back on the fill ring, skipping the pool:
-// the fast path for frames dropped in the batch they arrived in. It takes
-// only frames of the socket's pool, as many as the ring has room for, and
-// returns the others (from another pool, or no room) moved to the front
-// of addrs, for the caller to free.
-func (s *Socket) Recycle(addrs []uint64) []uint64 {
-	p := s.pool
-	if p == nil || len(addrs) == 0 {
-		return addrs
-	}
-	idx, got := s.Fill.Reserve(uint32(len(addrs)))
-	lo, span, mask := p.lo, p.hi-p.lo, p.mask
-	k, rest := uint32(0), 0
-	for _, a := range addrs {
-		if base := a &^ mask; k < got && base-lo < span {
-			s.Fill.Set(idx+k, base)
-			k++
-			continue
-		}
-		addrs[rest] = a
-		rest++
-	}
-	s.Fill.cachedProd -= got - k // give back what other pools' frames left unused
-	if k > 0 {
-		s.Fill.Submit()
-		s.inKern += int64(k)
-		s.st.fillSubmitted.Add(uint64(k))
-	}
-	return addrs[:rest]
-}
-
 // Receive takes up to len(descs) received frames off the rx ring, checks
 // each descriptor against the UMEM and returns the valid ones in descs. A
 // descriptor that points outside the UMEM or past its frame is counted in
