@@ -674,13 +674,13 @@ func sleep(ctx context.Context, d time.Duration, gen, dut *harness.Proc) error {
 
 func (b *bench) sample(gen, dut *harness.Proc) sample {
 	s := sample{t: time.Now(), ok: true}
-	st := readStat()
+	st := harness.ReadCPUTimes()
 	s.busy = map[int]float64{}
 	for _, c := range []int{b.cfg.genCPU, b.cfg.dutCPU} {
-		s.busy[c] = st[c].busy
-		s.softirq += st[c].softirq
+		s.busy[c] = st[c].Busy
+		s.softirq += st[c].Softirq
 	}
-	s.dutSoftirq = st[b.cfg.dutCPU].softirq
+	s.dutSoftirq = st[b.cfg.dutCPU].Softirq
 	var ok bool
 	if s.genCPU, ok = gen.CPU(); !ok {
 		s.ok = false

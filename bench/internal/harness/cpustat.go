@@ -9,12 +9,16 @@ import (
 	"github.com/tygress/tygress/bench/internal/peer"
 )
 
-// cpuStat is /proc/stat's per-CPU busy time in seconds (everything but
-// idle and iowait).
-type cpuStat map[int]float64
+// CPUTimes is one CPU's line of /proc/stat in seconds.
+type CPUTimes struct {
+	Busy    float64 // everything but idle and iowait (softirq included)
+	Softirq float64
+}
 
-func readCPUStat() cpuStat {
-	st := cpuStat{}
+// ReadCPUTimes reads /proc/stat's per-CPU lines; an unreadable file gives
+// an empty map.
+func ReadCPUTimes() map[int]CPUTimes {
+	st := map[int]CPUTimes{}
 	f, err := os.Open("/proc/stat")
 	if err != nil {
 		return st
@@ -31,18 +35,31 @@ func readCPUStat() cpuStat {
 		if err != nil {
 			continue
 		}
-		var busy uint64
+		var t CPUTimes
 		for i, v := range fs[1:] {
-			if i == 3 || i == 4 { // idle, iowait
-				continue
-			}
 			if i >= 8 { // guest times are already in user
 				break
 			}
 			x, _ := strconv.ParseUint(v, 10, 64)
-			busy += x
+			if i == 6 {
+				t.Softirq = float64(x) / hz
+			}
+			if i != 3 && i != 4 { // idle, iowait
+				t.Busy += float64(x) / hz
+			}
 		}
-		st[n] = float64(busy) / hz
+		st[n] = t
+	}
+	return st
+}
+
+// cpuStat is /proc/stat's per-CPU busy time in seconds.
+type cpuStat map[int]float64
+
+func readCPUStat() cpuStat {
+	st := cpuStat{}
+	for n, t := range ReadCPUTimes() {
+		st[n] = t.Busy
 	}
 	return st
 }

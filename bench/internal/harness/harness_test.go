@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -104,5 +105,17 @@ func TestCommand(t *testing.T) {
 	got := strings.Join(command(nil, "1", "/bin/x", "-i", "eth0"), " ")
 	if got != "taskset -c 1 /bin/x -i eth0" {
 		t.Fatal(got)
+	}
+}
+
+func TestReadCPUTimes(t *testing.T) {
+	st := ReadCPUTimes()
+	if len(st) != runtime.NumCPU() {
+		t.Fatalf("%d CPUs in /proc/stat, runtime says %d", len(st), runtime.NumCPU())
+	}
+	for c, v := range st {
+		if v.Busy <= 0 || v.Softirq < 0 || v.Softirq > v.Busy {
+			t.Errorf("cpu%d: %+v", c, v)
+		}
 	}
 }
