@@ -176,6 +176,7 @@ type Balancer struct {
 	applied [numClasses]time.Duration
 	scr     [64]scratch
 	warm    int32
+	hops    hopCache
 
 	inbound, outbound uint64
 	pub               struct {
@@ -380,27 +381,39 @@ func (b *Balancer) publish() {
 func (b *Balancer) Process(batch *pipeline.Batch) {
 	st := b.st.Load()
 	now := batch.Now
+	b.hops.n = 0
 	if st.timeouts != b.applied {
 		b.ct.SetTimeouts(st.timeouts[ClassTCP], st.timeouts[ClassTCPClosing], st.timeouts[ClassUDP])
 		b.applied = st.timeouts
 	}
-	// Three passes over chunks of up to 64 frames, so that the cache
-	// misses of different frames overlap instead of queueing: decode and
-	// read each flow's bucket; read each bucket's first entry; then the
-	// real work, on warm lines.
+	// Passes over chunks of up to 64 frames, so that the cache misses of
+	// different frames overlap instead of queueing: read each frame's
+	// headers (written by another core's copy); decode them and hash the
+	// flow; read each flow's bucket; read the lines of each bucket's first
+	// entry; then the real work, on warm lines.
 	for start := 0; start < len(batch.Frames); start += len(b.scr) {
 		fr := batch.Frames[start:min(start+len(b.scr), len(batch.Frames))]
 		var warm int32
 		for i := range fr {
+			if d := fr[i].Data; len(d) > 64 {
+				warm += int32(d[0]) + int32(d[64])
+			} else if len(d) > 0 {
+				warm += int32(d[0])
+			}
+		}
+		for i := range fr {
 			s := &b.scr[i]
 			s.live = fr[i].Verdict == pipeline.Pass && b.prepare(st, &fr[i], s)
-			if s.live {
+		}
+		for i := range fr {
+			if s := &b.scr[i]; s.live {
+				s.head = b.ct.buckets[s.h&b.ct.mask]
 				warm += s.head
 			}
 		}
 		for i := range fr {
 			if s := &b.scr[i]; s.live && s.head >= 0 {
-				warm += int32(b.ct.entries[s.head>>1].hashes[0])
+				warm += b.ct.warm(s.head)
 			}
 		}
 		b.warm = warm // keeps the warming loads
@@ -507,7 +520,6 @@ func (b *Balancer) prepare(st *state, f *pipeline.Frame, s *scratch) bool {
 	}
 	s.svc, s.fl = svc, fl
 	s.h = k.hash(b.ct.seed)
-	s.head = b.ct.buckets[s.h&b.ct.mask]
 	return true
 }
 
@@ -554,7 +566,7 @@ func (b *Balancer) finish(f *pipeline.Frame, s *scratch, now int64) {
 			return
 		}
 	}
-	mac, ok := b.opts.Resolver.Lookup(netip.AddrFrom16(v.Addr).Unmap())
+	mac, ok := b.resolve(&v.Addr)
 	if !ok {
 		f.SetDrop(ReasonNoNeighbor)
 		return
@@ -576,7 +588,7 @@ func (b *Balancer) finish(f *pipeline.Frame, s *scratch, now int64) {
 func (b *Balancer) reply(f *pipeline.Frame, d *proto.Decoded, ref Ref, fl byte, now int64) {
 	v := b.ct.Value(ref)
 	b.ct.Touch(ref, now, nextClass(b.ct.Class(ref), d.L4Proto, fl))
-	mac, ok := b.opts.Resolver.Lookup(d.Flow.DstAddr())
+	mac, ok := b.resolve(&d.Flow.Dst)
 	if !ok {
 		f.SetDrop(ReasonNoNeighbor)
 		return
@@ -589,6 +601,34 @@ func (b *Balancer) reply(f *pipeline.Frame, d *proto.Decoded, ref Ref, fl byte, 
 	f.SetRedirect(b.opts.ClientPort)
 	b.outbound++
 	b.count(v.Slot, false, len(f.Data))
+}
+
+// hopCache holds the next hop MACs a batch has asked for: a batch goes to
+// a few backends again and again, and each Resolver lookup is an interface
+// call and a hash lookup. It is emptied at every batch, so a neighbor
+// change shows from the next batch on, as the resolver would show it.
+type hopCache struct {
+	addr    [4][16]byte
+	mac     [4][6]byte
+	n, next int
+}
+
+// resolve returns the next hop MAC toward a (IPv4-mapped for IPv4).
+func (b *Balancer) resolve(a *[16]byte) ([6]byte, bool) {
+	c := &b.hops
+	for i := range c.n {
+		if c.addr[i] == *a {
+			return c.mac[i], true
+		}
+	}
+	mac, ok := b.opts.Resolver.Lookup(netip.AddrFrom16(*a).Unmap())
+	if ok {
+		i := c.next
+		c.addr[i], c.mac[i] = *a, mac
+		c.next = (i + 1) % len(c.addr)
+		c.n = max(c.n, i+1)
+	}
+	return mac, ok
 }
 
 // replyKey is the 5-tuple of the backend's replies to the packet d

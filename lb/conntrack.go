@@ -3,9 +3,11 @@ package lb
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 
+	"github.com/tygress/tygress/internal/hugemem"
 	"github.com/tygress/tygress/proto"
 )
 
@@ -180,7 +182,8 @@ type ConnTable struct {
 	tail      [numClasses]int32
 	timeout   [numClasses]int64
 	gran      int64
-	free      int32
+	free      int32 // free list of removed entries
+	fresh     int32 // entries from here on were never used
 	full      FullPolicy
 	n         int
 	hits      uint64
@@ -200,14 +203,22 @@ func NewConnTable(o TableOptions) (*ConnTable, error) {
 	for nb < 2*o.Capacity {
 		nb <<= 1
 	}
+	// Both arrays are looked up at random: in huge pages, if the kernel
+	// gives them, a lookup is not also a TLB miss. Entries are faulted in
+	// as they are first used (fresh), so a big, mostly empty table is
+	// cheap.
+	entries, freeEntries, _ := hugemem.Make[entry](o.Capacity)
+	buckets, freeBuckets, _ := hugemem.Make[int32](nb)
 	t := &ConnTable{
-		entries: make([]entry, o.Capacity),
-		buckets: make([]int32, nb),
+		entries: entries,
+		buckets: buckets,
 		mask:    uint32(nb - 1),
 		seed:    o.Seed,
 		full:    o.Full,
 		gran:    int64(o.TouchGranularity),
+		free:    nilIdx,
 	}
+	runtime.AddCleanup(t, func(struct{}) { freeEntries(); freeBuckets() }, struct{}{})
 	t.SetTimeouts(o.TCPTimeout, o.TCPClosingTimeout, o.UDPTimeout)
 	for i := range t.buckets {
 		t.buckets[i] = nilIdx
@@ -215,11 +226,6 @@ func NewConnTable(o TableOptions) (*ConnTable, error) {
 	for c := range t.head {
 		t.head[c], t.tail[c] = nilIdx, nilIdx
 	}
-	for i := range t.entries {
-		t.entries[i].next = int32(i + 1)
-	}
-	t.entries[len(t.entries)-1].next = nilIdx
-	t.free = 0
 	return t, nil
 }
 
@@ -260,6 +266,22 @@ func (t *ConnTable) find(k *Key, h uint32) int32 {
 		r = e.chain[d]
 	}
 	return nilIdx
+}
+
+// warm reads the cache lines that a lookup finding ref r reads (hash,
+// times, value, r's key) and returns a sum of what it read, for the
+// caller to keep so that the loads are not optimised away. Reading them
+// for a batch of refs before looking any up overlaps their misses.
+func (t *ConnTable) warm(r int32) int32 {
+	e := &t.entries[r>>1]
+	// An entry is 208 bytes: reads at most 64 bytes apart reach every
+	// line from the hashes to the end of the key (offsets 0, 60, 120 and
+	// the key's end; a reply key adds one in its middle).
+	w := int32(e.hashes[0]) + int32(e.val.VIP[0]) + int32(e.keys[0].Flow.SrcPort)
+	if r&1 == 0 {
+		return w + int32(e.keys[0].CID.Len())
+	}
+	return w + int32(e.keys[1].Flow.SrcPort) + int32(e.keys[1].CID.Len())
 }
 
 // Lookup finds the connection of k at time now (ns). An expired
@@ -361,7 +383,7 @@ func (t *ConnTable) Insert(k, reply *Key, v Value, c Class, now int64) (Ref, boo
 	}
 	// A connection whose timeout passed is removed as expired, not
 	// evicted or refused: prefer it to the least recently used one.
-	if t.free == nilIdx && !t.expireOne(now) {
+	if t.free == nilIdx && t.fresh == int32(len(t.entries)) && !t.expireOne(now) {
 		t.fullHits++
 		if t.full == RejectNew {
 			return nilIdx, false
@@ -370,8 +392,13 @@ func (t *ConnTable) Insert(k, reply *Key, v Value, c Class, now int64) (Ref, boo
 		t.evicts++
 	}
 	i := t.free
+	if i != nilIdx {
+		t.free = t.entries[i].next
+	} else {
+		i = t.fresh
+		t.fresh++
+	}
 	e := &t.entries[i]
-	t.free = e.next
 	*e = entry{used: true, lastSeen: now, moved: now, val: v, class: c}
 	t.n++
 	t.slotAdd(v.Slot, 1)
