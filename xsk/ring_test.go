@@ -22,7 +22,7 @@ func fakeSocket(t *testing.T, frames int) *Socket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Socket{umem: u, pool: p, wakeup: true}
+	s := &Socket{umem: u, pool: p, wakeup: true, fillLimit: 8}
 	s.Fill = FillRing{ring: memRing(8), addrs: make([]uint64, 8)}
 	s.Fill.cachedCons = 8
 	s.TX = TxRing{ring: memRing(8), descs: make([]Desc, 8)}
@@ -84,6 +84,34 @@ func TestRingWrapAndAccounting(t *testing.T) {
 	}
 	if st := s.Stats(); st.RxFrames != uint64(total) || st.RxInvalid != 0 {
 		t.Fatalf("stats %+v, want %d frames", st, total)
+	}
+}
+
+// TestFillLimit: Refill keeps at most fillLimit frames in the fill and rx
+// rings together, however much room the fill ring has, and tops them up
+// again as frames are received.
+func TestFillLimit(t *testing.T) {
+	s := fakeSocket(t, 16)
+	s.fillLimit = 5
+	if got := s.Refill(); got != 5 || s.Fill.Occupancy() != 5 {
+		t.Fatalf("first refill took %d (occupancy %d), want 5", got, s.Fill.Occupancy())
+	}
+	if got := s.Refill(); got != 0 {
+		t.Fatalf("refill at the limit took %d", got)
+	}
+	kernelRx(s, 3, 60, nil) // in the rx ring now: still the kernel's
+	if got := s.Refill(); got != 0 {
+		t.Fatalf("refill with 3 frames in the rx ring took %d", got)
+	}
+	descs := make([]Desc, 8)
+	if n := s.Receive(descs); n != 3 {
+		t.Fatalf("received %d, want 3", n)
+	}
+	if got := s.Refill(); got != 3 || s.Fill.Occupancy() != 5 {
+		t.Fatalf("refill after receiving 3 took %d (occupancy %d), want 3 (5)", got, s.Fill.Occupancy())
+	}
+	if s.pool.Len()+s.InKernel()+3 != 16 { // 3 frames are still with the test
+		t.Fatalf("pool %d + kernel %d + 3 held != 16", s.pool.Len(), s.InKernel())
 	}
 }
 

@@ -232,13 +232,22 @@ func TestFrameAccountingUnderPressure(t *testing.T) {
 		t.Fatalf("fill ring empty not counted: %+v", ks)
 	}
 
-	// 2. Full rx ring: 128 frames in the fill ring, rx ring of 64, 300
-	// datagrams not read.
+	// 2. Full rx ring: rx ring of 64, 300 datagrams not read. In copy
+	// mode the fill ring (room for 128) gets the fill limit, 64 + 64/8
+	// frames: more than the rx ring holds, so the overflow shows as
+	// rx-ring-full and never as fill-ring-empty.
+	emptyBefore := ks.RxFillRingEmpty
 	s.Refill()
+	if got, want := s.InKernel(), 64+64/8; got != want {
+		t.Fatalf("copy mode: %d frames given to the fill ring, want the fill limit %d", got, want)
+	}
 	p.sendUDP(t, 300, 0)
 	ks, _ = s.KernelStats()
 	if ks.RxRingFull == 0 && ks.RxDropped == 0 {
 		t.Fatalf("rx ring full not counted: %+v", ks)
+	}
+	if ks.RxFillRingEmpty != emptyBefore {
+		t.Fatalf("overflow counted as fill ring empty (%d -> %d): %+v", emptyBefore, ks.RxFillRingEmpty, ks)
 	}
 	got := drain(t, s, 100*time.Millisecond, false)
 	if len(got) > 64+64 || len(got) < 64 {

@@ -26,6 +26,7 @@ type common struct {
 	txSize    int
 	fillSize  int
 	compSize  int
+	fillLimit int
 	frameSize int
 	duration  time.Duration
 	interval  time.Duration
@@ -53,6 +54,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.txSize, "tx-size", d.TxSize, "tx ring size (power of two)")
 	fs.IntVar(&c.fillSize, "fill-size", d.FillSize, "fill ring size (power of two)")
 	fs.IntVar(&c.compSize, "comp-size", d.CompSize, "completion ring size (power of two)")
+	fs.IntVar(&c.fillLimit, "fill-limit", 0, "frames kept in the fill and rx rings together (0: rx-size + rx-size/8 in copy mode, fill-size in zero-copy mode)")
 	fs.IntVar(&c.frameSize, "frame-size", 4096, "UMEM frame size: 2048 or 4096")
 	fs.DurationVar(&c.duration, "duration", 0, "stop after this long (0: run until SIGINT/SIGTERM)")
 	fs.DurationVar(&c.interval, "interval", time.Second, "statistics interval")
@@ -85,6 +87,9 @@ func (c *common) validate() error {
 			return usageError{fmt.Sprintf("--%s %d: must be a power of two up to 65536", name, v)}
 		}
 	}
+	if c.fillLimit < 0 || c.fillLimit > c.fillSize+c.rxSize {
+		return usageError{fmt.Sprintf("--fill-limit %d: must be 0..fill-size + rx-size", c.fillLimit)}
+	}
 	if c.duration < 0 || c.interval <= 0 {
 		return usageError{"--duration and --interval must be positive"}
 	}
@@ -101,7 +106,7 @@ func (c *common) validate() error {
 		}
 	}
 	c.opts = xsk.SocketOptions{RxSize: c.rxSize, TxSize: c.txSize, FillSize: c.fillSize, CompSize: c.compSize,
-		Bind: bm, NoNeedWakeup: c.noWakeup, BusyPoll: c.busyPoll, BusyPollUsec: 20, BusyPollBudget: c.batch}
+		FillLimit: c.fillLimit, Bind: bm, NoNeedWakeup: c.noWakeup, BusyPoll: c.busyPoll, BusyPollUsec: 20, BusyPollBudget: c.batch}
 	return c.ops.validate()
 }
 
