@@ -51,6 +51,8 @@ type Config struct {
 	Queues    int
 	XDPMode   bpf.Mode
 	Socket    xsk.SocketOptions
+	// FrameSize is the UMEM frame size, 2048 or 4096; 0 picks
+	// AutoFrameSize of the ports' largest MTU.
 	FrameSize int
 	// FramesPerWorker defaults to enough for every ring of the worker's
 	// sockets plus a batch per port.
@@ -107,6 +109,25 @@ func RxQueues(name string) (int, error) {
 	return len(m), nil
 }
 
+// frameOverhead is what a frame holds besides an MTU-sized packet: the
+// kernel's XDP headroom (XDP_PACKET_HEADROOM), an Ethernet header and two
+// VLAN tags.
+const frameOverhead = 256 + 14 + 8
+
+// AutoFrameSize returns the UMEM frame size for ports of the given largest
+// MTU: 2048 when a packet fits (MTU up to 1770), else 4096. Smaller frames
+// halve the pages the receive path touches: in copy mode the kernel copies
+// each packet into the UMEM through a 4 KiB-page mapping, and with 4 KiB
+// frames every frame in circulation is another TLB entry on the receiving
+// CPU (on veth, 2304 frames of 4 KiB in circulation made the receive
+// side about 1.08x as costly per packet as 2304 frames of 2 KiB).
+func AutoFrameSize(mtu int) int {
+	if mtu+frameOverhead <= 2048 {
+		return 2048
+	}
+	return 4096
+}
+
 // Open attaches, binds and builds everything; it does not start workers.
 // On error everything made so far is undone.
 func Open(cfg Config) (_ *DataPath, err error) {
@@ -116,15 +137,13 @@ func Open(cfg Config) (_ *DataPath, err error) {
 	if cfg.Pipeline == nil {
 		return nil, errors.New("no pipeline")
 	}
-	if cfg.FrameSize == 0 {
-		cfg.FrameSize = 4096
-	}
 	if cfg.Queues == 0 {
 		if cfg.Queues, err = RxQueues(cfg.Ports[0].Name); err != nil {
 			return nil, err
 		}
 	}
 	dp := &DataPath{cfg: cfg}
+	maxMTU := 0
 	defer func() {
 		if err != nil {
 			dp.Close()
@@ -136,6 +155,10 @@ func Open(cfg Config) (_ *DataPath, err error) {
 			return nil, fmt.Errorf("interface %s: %w", pc.Name, err)
 		}
 		dp.Ports = append(dp.Ports, &Port{Name: pc.Name, Ifindex: ifc.Index, MAC: ifc.HardwareAddr})
+		maxMTU = max(maxMTU, ifc.MTU)
+	}
+	if cfg.FrameSize == 0 {
+		cfg.FrameSize = AutoFrameSize(maxMTU)
 	}
 	so := cfg.Socket
 	per := cfg.FramesPerWorker

@@ -207,6 +207,12 @@ func cmdTxgen(ctx context.Context, args []string, out io.Writer) error {
 	if *rate < 0 {
 		return usageError{"--rate must not be negative"}
 	}
+	if c.frameSize == 0 { // auto: the smallest frame the packets fit in
+		c.frameSize = 2048
+		if *size > 2048-256 {
+			c.frameSize = 4096
+		}
+	}
 	maxSize := c.frameSize - 256
 	if *size < 60 || *size > maxSize {
 		return usageError{fmt.Sprintf("--size %d outside 60..%d (frame size %d less headroom)", *size, maxSize, c.frameSize)}

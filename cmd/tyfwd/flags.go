@@ -55,7 +55,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.fillSize, "fill-size", d.FillSize, "fill ring size (power of two)")
 	fs.IntVar(&c.compSize, "comp-size", d.CompSize, "completion ring size (power of two)")
 	fs.IntVar(&c.fillLimit, "fill-limit", 0, "frames kept in the fill and rx rings together (0: rx-size + rx-size/8 in copy mode, fill-size in zero-copy mode)")
-	fs.IntVar(&c.frameSize, "frame-size", 4096, "UMEM frame size: 2048 or 4096")
+	fs.IntVar(&c.frameSize, "frame-size", 0, "UMEM frame size: 2048 or 4096 (0: 2048, or 4096 when an interface's MTU needs it)")
 	fs.DurationVar(&c.duration, "duration", 0, "stop after this long (0: run until SIGINT/SIGTERM)")
 	fs.DurationVar(&c.interval, "interval", time.Second, "statistics interval")
 	fs.StringVar(&c.cores, "cores", "", "CPUs to pin workers to, e.g. 1 or 0-3,6 (default: unpinned)")
@@ -79,7 +79,7 @@ func (c *common) validate() error {
 	if c.batch < 1 || c.batch > 256 {
 		return usageError{fmt.Sprintf("--batch %d: must be 1..256", c.batch)}
 	}
-	if c.frameSize != 2048 && c.frameSize != 4096 {
+	if c.frameSize != 0 && c.frameSize != 2048 && c.frameSize != 4096 {
 		return usageError{fmt.Sprintf("--frame-size %d: must be 2048 or 4096", c.frameSize)}
 	}
 	for name, v := range map[string]int{"rx-size": c.rxSize, "tx-size": c.txSize, "fill-size": c.fillSize, "comp-size": c.compSize} {
