@@ -48,9 +48,9 @@ type Config struct {
 	Ports []PortConfig
 	// Queues is the number of queues (workers) to use, from queue 0.
 	// 0 means every rx queue of the first port.
-	Queues    int
-	XDPMode   bpf.Mode
-	Socket    xsk.SocketOptions
+	Queues  int
+	XDPMode bpf.Mode
+	Socket  xsk.SocketOptions
 	// FrameSize is the UMEM frame size, 2048 or 4096; 0 picks
 	// AutoFrameSize of the ports' largest MTU.
 	FrameSize int

@@ -144,7 +144,7 @@ type Socket struct {
 	inKern    int64 // frames handed to the kernel and not yet back
 	rxKern    int64 // of those, frames given to the fill ring and not yet received
 	fillLimit int64 // Refill keeps rxKern at most this
-	pollfds [1]unix.PollFd
+	pollfds   [1]unix.PollFd
 }
 
 // NewSocket creates a socket on (ifindex, queue) that takes its frames from
