@@ -56,7 +56,9 @@ func startProc(name string, argv []string) (*proc, error) {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p.started = time.Now()
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			l := sc.Text()
@@ -74,11 +76,18 @@ func startProc(name string, argv []string) (*proc, error) {
 			default:
 			}
 		}
+		// A line too long for the scanner ends the loop early: keep
+		// draining, or the process blocks writing and Wait never returns.
+		_, _ = io.Copy(io.Discard, pr)
 	}()
 	go func() {
 		p.waitErr = cmd.Wait()
 		p.wall = time.Since(p.started)
 		pw.Close()
+		// Wait returns once the last output was written into the pipe,
+		// not once it was scanned: done means both, so that result()
+		// sees the summary line.
+		<-scanned
 		close(p.done)
 	}()
 	return p, nil
