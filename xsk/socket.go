@@ -385,13 +385,15 @@ func (s *Socket) Pool() *FramePool { return s.pool }
 // rings) that have not come back (rx and completion rings).
 func (s *Socket) InKernel() int { return int(s.inKern) }
 
-// Refill moves as many free frames as fit from the pool to the fill ring
-// and returns how many. One atomic load (at most) and one store.
+// Refill moves free frames from the pool to the fill ring, as many as fit
+// and as the fill limit allows (SocketOptions.FillLimit), and returns how
+// many. One atomic load (at most) and one store.
 func (s *Socket) Refill() int {
-	want := uint32(min(int64(len(s.pool.addrs)), s.fillLimit-s.rxKern))
-	if int64(want) <= 0 || s.rxKern >= s.fillLimit {
+	room := s.fillLimit - s.rxKern
+	if room <= 0 || len(s.pool.addrs) == 0 {
 		return 0
 	}
+	want := uint32(min(int64(len(s.pool.addrs)), room))
 	idx, got := s.Fill.Reserve(want)
 	if got == 0 {
 		return 0
