@@ -381,7 +381,7 @@ func (b *Balancer) publish() {
 func (b *Balancer) Process(batch *pipeline.Batch) {
 	st := b.st.Load()
 	now := batch.Now
-	b.hops.n = 0
+	b.hops.n, b.hops.next = 0, 0
 	if st.timeouts != b.applied {
 		b.ct.SetTimeouts(st.timeouts[ClassTCP], st.timeouts[ClassTCPClosing], st.timeouts[ClassUDP])
 		b.applied = st.timeouts
@@ -566,7 +566,7 @@ func (b *Balancer) finish(f *pipeline.Frame, s *scratch, now int64) {
 			return
 		}
 	}
-	mac, ok := b.resolve(&v.Addr)
+	mac, ok := b.resolve(netip.AddrFrom16(v.Addr).Unmap())
 	if !ok {
 		f.SetDrop(ReasonNoNeighbor)
 		return
@@ -588,7 +588,7 @@ func (b *Balancer) finish(f *pipeline.Frame, s *scratch, now int64) {
 func (b *Balancer) reply(f *pipeline.Frame, d *proto.Decoded, ref Ref, fl byte, now int64) {
 	v := b.ct.Value(ref)
 	b.ct.Touch(ref, now, nextClass(b.ct.Class(ref), d.L4Proto, fl))
-	mac, ok := b.resolve(&d.Flow.Dst)
+	mac, ok := b.resolve(d.Flow.DstAddr())
 	if !ok {
 		f.SetDrop(ReasonNoNeighbor)
 		return
@@ -608,23 +608,23 @@ func (b *Balancer) reply(f *pipeline.Frame, d *proto.Decoded, ref Ref, fl byte, 
 // call and a hash lookup. It is emptied at every batch, so a neighbor
 // change shows from the next batch on, as the resolver would show it.
 type hopCache struct {
-	addr    [4][16]byte
+	addr    [4]netip.Addr
 	mac     [4][6]byte
 	n, next int
 }
 
-// resolve returns the next hop MAC toward a (IPv4-mapped for IPv4).
-func (b *Balancer) resolve(a *[16]byte) ([6]byte, bool) {
+// resolve returns the next hop MAC toward ip.
+func (b *Balancer) resolve(ip netip.Addr) ([6]byte, bool) {
 	c := &b.hops
 	for i := range c.n {
-		if c.addr[i] == *a {
+		if c.addr[i] == ip {
 			return c.mac[i], true
 		}
 	}
-	mac, ok := b.opts.Resolver.Lookup(netip.AddrFrom16(*a).Unmap())
+	mac, ok := b.opts.Resolver.Lookup(ip)
 	if ok {
 		i := c.next
-		c.addr[i], c.mac[i] = *a, mac
+		c.addr[i], c.mac[i] = ip, mac
 		c.next = (i + 1) % len(c.addr)
 		c.n = max(c.n, i+1)
 	}

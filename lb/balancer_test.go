@@ -673,3 +673,69 @@ func TestBalancerLargeBatch(t *testing.T) {
 		}
 	}
 }
+
+// countingResolver counts Lookup calls and can change its answers.
+type countingResolver struct {
+	m     mapResolver
+	calls int
+}
+
+func (r *countingResolver) Lookup(ip netip.Addr) ([6]byte, bool) {
+	r.calls++
+	return r.m.Lookup(ip)
+}
+
+// TestBalancerNextHopCache: within a batch the resolver is asked once per
+// next hop; a neighbor change shows from the next batch on; IPv6 next hops
+// are asked as IPv6 addresses.
+func TestBalancerNextHopCache(t *testing.T) {
+	cfg := testConfig(t, 1024)
+	res := &countingResolver{m: resolverFor(cfg)}
+	b := newTestBalancer(t, cfg, res, nil)
+	batch := func(dst string, n int, now int64) []pipeline.Frame {
+		fr := make([]pipeline.Frame, n)
+		for i := range fr {
+			p := pkt{src: netip.AddrPortFrom(ipAddr("192.0.2.7"), uint16(1000+i)), dst: ap(dst), proto: TCP}
+			if ap(dst).Addr().Is6() {
+				p = pkt{src: netip.AddrPortFrom(ipAddr("2001:db8::7"), uint16(1000+i)), dst: ap(dst), proto: UDP}
+			}
+			fr[i] = pipeline.Frame{Data: p.build(t)}
+		}
+		b.Process(&pipeline.Batch{Frames: fr, Now: now})
+		return fr
+	}
+	fr := batch("10.0.0.100:80", 40, 1)
+	backends := map[[6]byte]bool{}
+	for _, f := range fr {
+		if f.Verdict != pipeline.Redirect {
+			t.Fatalf("verdict %v %v", f.Verdict, f.Reason)
+		}
+		backends[[6]byte(f.Data[0:6])] = true
+	}
+	if res.calls != len(backends) {
+		t.Fatalf("%d resolver calls for %d next hops in one batch", res.calls, len(backends))
+	}
+	// A backend's MAC changes: the next batch uses the new one.
+	be := ipAddr("10.0.1.11")
+	res.m[be] = [6]byte{0x02, 0xcc, 0, 0, 0, 1}
+	seen := false
+	for _, f := range batch("10.0.0.100:80", 40, 2) {
+		if [6]byte(f.Data[0:6]) == macOf(be) {
+			t.Fatalf("old MAC used after the neighbor changed: %x (resolver %v)", f.Data[0:12], res.m)
+		}
+		seen = seen || [6]byte(f.Data[0:6]) == res.m[be]
+	}
+	if !seen {
+		t.Fatal("no frame went to the changed backend")
+	}
+	// IPv6 next hops are asked as IPv6 addresses.
+	res.calls = 0
+	for _, f := range batch("[fd00::100]:53", 8, 3) {
+		if f.Verdict != pipeline.Redirect {
+			t.Fatalf("IPv6: verdict %v %v", f.Verdict, f.Reason)
+		}
+	}
+	if res.calls == 0 || res.calls > 2 {
+		t.Fatalf("IPv6: %d resolver calls for at most 2 backends", res.calls)
+	}
+}
