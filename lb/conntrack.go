@@ -83,7 +83,8 @@ type TableOptions struct {
 	TouchGranularity time.Duration
 }
 
-// DefaultTableOptions returns 262144 connections (about 230 bytes each),
+// DefaultTableOptions returns 262144 connections (216 bytes each: an entry
+// and two buckets; in huge pages where the kernel gives them),
 // 15 minutes for TCP (as IPVS), 10 seconds after FIN/RST, 2 minutes for
 // UDP, LRU eviction, and a touch granularity of 100 ms.
 func DefaultTableOptions() TableOptions {

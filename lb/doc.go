@@ -61,7 +61,7 @@
 // are errors:
 //
 //	[conntrack]
-//	capacity = 262144           # connections per shard (about 230 bytes each)
+//	capacity = 262144           # connections per shard (216 bytes each)
 //	tcp_timeout = "15m"         # idle timeout of established TCP
 //	tcp_closing_timeout = "10s" # after FIN or RST
 //	udp_timeout = "2m"
