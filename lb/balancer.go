@@ -381,7 +381,7 @@ func (b *Balancer) publish() {
 func (b *Balancer) Process(batch *pipeline.Batch) {
 	st := b.st.Load()
 	now := batch.Now
-	b.hops.n, b.hops.next = 0, 0
+	b.hops.inserted = 0
 	if st.timeouts != b.applied {
 		b.ct.SetTimeouts(st.timeouts[ClassTCP], st.timeouts[ClassTCPClosing], st.timeouts[ClassUDP])
 		b.applied = st.timeouts
@@ -608,25 +608,24 @@ func (b *Balancer) reply(f *pipeline.Frame, d *proto.Decoded, ref Ref, fl byte, 
 // call and a hash lookup. It is emptied at every batch, so a neighbor
 // change shows from the next batch on, as the resolver would show it.
 type hopCache struct {
-	addr    [4]netip.Addr
-	mac     [4][6]byte
-	n, next int
+	addr     [4]netip.Addr
+	mac      [4][6]byte
+	inserted int // this batch; entries [0, min(inserted, 4)) are valid
 }
 
 // resolve returns the next hop MAC toward ip.
 func (b *Balancer) resolve(ip netip.Addr) ([6]byte, bool) {
 	c := &b.hops
-	for i := range c.n {
+	for i := range min(c.inserted, len(c.addr)) {
 		if c.addr[i] == ip {
 			return c.mac[i], true
 		}
 	}
 	mac, ok := b.opts.Resolver.Lookup(ip)
 	if ok {
-		i := c.next
+		i := c.inserted % len(c.addr)
 		c.addr[i], c.mac[i] = ip, mac
-		c.next = (i + 1) % len(c.addr)
-		c.n = max(c.n, i+1)
+		c.inserted++
 	}
 	return mac, ok
 }

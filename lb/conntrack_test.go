@@ -3,7 +3,9 @@ package lb
 import (
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/tygress/tygress/proto"
 )
@@ -529,5 +531,42 @@ func TestConnTableGranularity(t *testing.T) {
 	ct.Expire(66+50+10+1, 10)
 	if ct.Len() != 0 {
 		t.Fatalf("Expire left %d entries a granularity after their timeout", ct.Len())
+	}
+}
+
+// TestWarmCoversLookupLines: ConnTable.warm reads fixed fields of an
+// entry so that every cache line a lookup reads is loaded. That holds
+// while the fields it reads are at most 64 bytes apart from the start of
+// the entry to the end of the key of either direction; a change of the
+// entry's layout must keep it so (or change warm).
+func TestWarmCoversLookupLines(t *testing.T) {
+	var e entry
+	keyEnd := func(d int) uintptr {
+		return unsafe.Offsetof(e.keys) + uintptr(d+1)*unsafe.Sizeof(e.keys[0])
+	}
+	base := []uintptr{
+		unsafe.Offsetof(e.hashes),
+		unsafe.Offsetof(e.val) + unsafe.Offsetof(e.val.VIP),
+		unsafe.Offsetof(e.keys) + unsafe.Offsetof(e.keys[0].Flow) + unsafe.Offsetof(e.keys[0].Flow.SrcPort),
+	}
+	cidEnd := unsafe.Offsetof(e.keys[0].CID) + unsafe.Sizeof(e.keys[0].CID) - 1 // CID's length byte
+	for d, extra := range [][]uintptr{
+		{unsafe.Offsetof(e.keys) + cidEnd},
+		{unsafe.Offsetof(e.keys) + unsafe.Sizeof(e.keys[0]) + unsafe.Offsetof(e.keys[0].Flow.SrcPort),
+			unsafe.Offsetof(e.keys) + unsafe.Sizeof(e.keys[0]) + cidEnd},
+	} {
+		reads := append(append([]uintptr(nil), base...), extra...)
+		slices.Sort(reads)
+		if reads[0] != 0 {
+			t.Fatalf("direction %d: first read at %d, not at the entry's start", d, reads[0])
+		}
+		for i := 1; i < len(reads); i++ {
+			if reads[i]-reads[i-1] > 64 {
+				t.Errorf("direction %d: reads at %d and %d are more than a line apart", d, reads[i-1], reads[i])
+			}
+		}
+		if end := keyEnd(d); end-reads[len(reads)-1] > 64 {
+			t.Errorf("direction %d: last read at %d, key ends at %d", d, reads[len(reads)-1], end)
+		}
 	}
 }

@@ -87,8 +87,8 @@ func (c *common) validate() error {
 			return usageError{fmt.Sprintf("--%s %d: must be a power of two up to 65536", name, v)}
 		}
 	}
-	if c.fillLimit < 0 || c.fillLimit > c.fillSize+c.rxSize {
-		return usageError{fmt.Sprintf("--fill-limit %d: must be 0..fill-size + rx-size", c.fillLimit)}
+	if c.fillLimit < 0 || c.fillLimit > c.fillSize {
+		return usageError{fmt.Sprintf("--fill-limit %d: must be 0..fill-size (%d)", c.fillLimit, c.fillSize)}
 	}
 	if c.duration < 0 || c.interval <= 0 {
 		return usageError{"--duration and --interval must be positive"}
