@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tygress/tygress/internal/testutil"
 	"github.com/tygress/tygress/internal/topo"
 	"github.com/tygress/tygress/link"
@@ -80,6 +82,14 @@ func (p *vethPair) runPeer(n, size int, gap, quiet time.Duration, ready chan<- s
 		var r peerResult
 		r.err = p.nsA.Do(func() error {
 			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IP(peerIP[:]), Port: peerPort})
+			if err == nil {
+				// The link answers in bursts; under -race on a loaded
+				// machine the default receive buffer (rmem_default)
+				// overflowed and the kernel dropped replies the link had
+				// sent (1970 of 2000 once). A 4 MiB buffer (root may
+				// exceed rmem_max) holds every reply of a run.
+				err = forceRcvBuf(c, 4<<20)
+			}
 			close(ready)
 			if err != nil {
 				return err
@@ -118,6 +128,21 @@ func (p *vethPair) runPeer(n, size int, gap, quiet time.Duration, ready chan<- s
 		res <- r
 	}()
 	return res
+}
+
+// forceRcvBuf sets SO_RCVBUFFORCE on c (root only; above rmem_max).
+func forceRcvBuf(c *net.UDPConn, n int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 func ipChecksum(h []byte) uint16 {
