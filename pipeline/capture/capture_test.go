@@ -281,7 +281,9 @@ func TestRingFullDropsAndCount(t *testing.T) {
 
 func TestDurationLimit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "d.pcap")
-	c, err := capture.Create(path, capture.Options{Point: "rx", Duration: 50 * time.Millisecond})
+	// The frames must be recorded before the duration ends: 50 ms once
+	// passed between Create and Record on a loaded CI machine (written 0).
+	c, err := capture.Create(path, capture.Options{Point: "rx", Duration: 400 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
