@@ -340,6 +340,8 @@ type Snapshot struct {
 	DropsTotal uint64
 	Polls      uint64
 	TxKicks    uint64
+	Batches    uint64 // worker rounds that received frames
+	EmptyRx    uint64 // rx ring reads that found nothing
 	// From the kernel (XDP_STATISTICS), summed over sockets.
 	FillRingEmpty uint64
 	RxRingFull    uint64
@@ -358,6 +360,7 @@ func (dp *DataPath) Snapshot() Snapshot {
 		s.RxFrames += ws.RxFrames
 		s.TxFrames += ws.TxFrames
 		s.Polls += ws.Polls
+		s.Batches += ws.Batches
 		for r, n := range ws.Drops {
 			s.Drops[r] += n
 			s.DropsTotal += n
@@ -368,6 +371,7 @@ func (dp *DataPath) Snapshot() Snapshot {
 			st := sk.Stats()
 			s.TxKicks += st.TxKicks
 			s.Polls += st.RxWakeups
+			s.EmptyRx += st.RxEmptyPolls
 			s.RxInvalid += st.RxInvalid
 			s.TxInvalid += st.TxInvalid
 			if ks, err := sk.KernelStats(); err == nil {

@@ -129,6 +129,17 @@ func TestDemo(t *testing.T) {
 			t.Errorf("%s allocations per packet", m[1])
 		}
 	}
+	// A round that received frames took at most a batch (64) per port.
+	for _, m := range regexp.MustCompile(`rx_pkts=(\d+) .* rx_batches=(\d+) `).FindAllSubmatch(out, -1) {
+		rx, _ := strconv.Atoi(string(m[1]))
+		batches, _ := strconv.Atoi(string(m[2]))
+		if rx > 0 && (batches == 0 || rx > 64*batches) {
+			t.Errorf("%d frames received in %d batches", rx, batches)
+		}
+	}
+	if n := len(regexp.MustCompile(`rx_batches=`).FindAll(out, -1)); n != 3 {
+		t.Errorf("%d summaries with batch counts, want 3", n)
+	}
 	if n := len(regexp.MustCompile(`allocs_per_pkt=`).FindAll(out, -1)); n != 3 {
 		t.Errorf("%d summaries with allocation counts, want 3", n)
 	}
