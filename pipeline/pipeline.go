@@ -151,7 +151,8 @@ type Batch struct {
 	Frames []Frame
 	Port   uint16
 	Queue  uint16
-	// Now is a monotonic clock in nanoseconds read once per batch.
+	// Now is the time of the batch in Unix nanoseconds, read once per
+	// batch from a monotonic clock (see the package's Now).
 	Now int64
 	// Handoff is true for frames another shard handed to this one; they
 	// may come from several ports, so use Frame.InPort, not Port.

@@ -199,7 +199,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, w.Stop)
 	defer stop()
 	idle := 0
-	yielded := time.Now().UnixNano()
+	yielded := Now()
 	for !w.stop.Load() {
 		n := w.Step()
 		// A goroutine that has not been rescheduled for 10 ms counts as
@@ -267,7 +267,7 @@ func (w *Worker) wait() error {
 		if next := w.cfg.Pipeline.Next(); next != 0 {
 			// Wake for the first held frame that falls due (poll has
 			// millisecond resolution: round up, never spin).
-			timeout = min(timeout, max(time.Duration(next-time.Now().UnixNano())+time.Millisecond-1, time.Millisecond))
+			timeout = min(timeout, max(time.Duration(next-Now())+time.Millisecond-1, time.Millisecond))
 		}
 	}
 	ms := -1
@@ -330,7 +330,7 @@ func (w *Worker) Step() int {
 	}
 	total, handedIn := 0, 0
 	if w.holds {
-		if n := w.cfg.Pipeline.Release(time.Now().UnixNano(), &w.batch, &w.out); n > 0 {
+		if n := w.cfg.Pipeline.Release(Now(), &w.batch, &w.out); n > 0 {
 			handedIn += n
 			w.dispatch()
 		}
@@ -342,7 +342,7 @@ func (w *Worker) Step() int {
 			w.batch.Frames = w.batch.Frames[:n]
 			w.batch.Port = w.batch.Frames[0].InPort
 			w.batch.Handoff = true
-			w.batch.Now = time.Now().UnixNano()
+			w.batch.Now = Now()
 			w.cfg.Pipeline.Run(&w.batch, &w.out)
 			w.batch.Frames = w.batch.Frames[:0]
 			w.batch.Handoff = false
@@ -377,7 +377,7 @@ func (w *Worker) Step() int {
 		w.batch.Frames = fr
 		w.batch.Port = uint16(pi)
 		w.batch.Queue = uint16(s.Queue())
-		w.batch.Now = time.Now().UnixNano()
+		w.batch.Now = Now()
 		if w.cfg.Tap != nil {
 			w.cfg.Tap(fr)
 		}
