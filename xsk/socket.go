@@ -495,9 +495,14 @@ func (s *Socket) Transmit(descs []Desc) int {
 // Copy mode always needs it; zero-copy with need_wakeup only when asked.
 func (s *Socket) Kick() {
 	s.st.txKicks.Add(1)
-	err := unix.Sendto(s.fd, nil, unix.MSG_DONTWAIT, nil)
-	switch err {
-	case nil, unix.EAGAIN, unix.EBUSY, unix.ENOBUFS, unix.ENETDOWN:
+	// A raw syscall: sendto with MSG_DONTWAIT never blocks, so the
+	// runtime need not hand the P off around it (entersyscall and
+	// exitsyscall cost ~7 ns per packet in l2fwd). In copy mode it runs
+	// the whole transmit path for a batch, some tens of microseconds:
+	// like a computation of that length, not a blocking call.
+	_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	switch e {
+	case 0, unix.EAGAIN, unix.EBUSY, unix.ENOBUFS, unix.ENETDOWN:
 	default:
 		s.st.kickErrors.Add(1)
 	}
