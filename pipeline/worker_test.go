@@ -42,10 +42,17 @@ func (udpReflect) Process(b *pipeline.Batch) {
 	}
 }
 
-// TestWorkerReflectsKernelTraffic runs a worker on a real AF_XDP socket:
-// a kernel UDP client in another namespace gets every datagram back, the
-// worker allocates nothing per packet, and every frame is accounted for.
-func TestWorkerReflectsKernelTraffic(t *testing.T) {
+// reflector is a worker on a real AF_XDP socket in namespace F, reached
+// from a kernel UDP client in namespace A at 10.79.0.2.
+type reflector struct {
+	nsA  *topo.Namespace
+	s    *xsk.Socket
+	pool *xsk.FramePool
+	w    *pipeline.Worker
+}
+
+func newReflector(t *testing.T, cpu int) *reflector {
+	t.Helper()
 	testutil.RequirePrivileged(t)
 	var tp topo.Topology
 	t.Cleanup(func() { tp.Close() })
@@ -69,17 +76,17 @@ func TestWorkerReflectsKernelTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer prog.Close()
+	t.Cleanup(func() { prog.Close() })
 	l, err := prog.Attach(nsF, f.Ifindex, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
 	u, err := xsk.NewUMEM(xsk.UMEMOptions{FrameSize: 2048, NumFrames: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer u.Close()
+	t.Cleanup(func() { u.Close() })
 	pool, _ := xsk.NewFramePool(u, 0, 1024)
 	opts := xsk.DefaultSocketOptions()
 	opts.RxSize, opts.TxSize, opts.FillSize, opts.CompSize = 256, 256, 512, 512
@@ -87,25 +94,26 @@ func TestWorkerReflectsKernelTraffic(t *testing.T) {
 	if err := nsF.Do(func() (err error) { s, err = xsk.NewSocket(pool, f.Ifindex, 0, opts); return err }); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	s.Refill() // before frames can arrive: the worker starts later
 	if err := prog.Register(0, s.FD()); err != nil {
 		t.Fatal(err)
 	}
 	w, err := pipeline.NewWorker(pipeline.WorkerConfig{
-		Ports: []*xsk.Socket{s}, Pool: pool, Pipeline: pipeline.New(udpReflect{}), CPU: -1,
+		Ports: []*xsk.Socket{s}, Pool: pool, Pipeline: pipeline.New(udpReflect{}), CPU: cpu,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { w.Close() })
+	return &reflector{nsA: nsA, s: s, pool: pool, w: w}
+}
 
-	const n = 20000
-	var got int
-	var m0, m1 runtime.MemStats
-	err = nsA.Do(func() error {
+// pingPong sends n datagrams one at a time from namespace A and counts
+// those that came back in order. It measures allocations from the
+// warm-up on (m0, m1).
+func (r *reflector) pingPong(n, warm int, m0, m1 *runtime.MemStats) (got int, err error) {
+	err = r.nsA.Do(func() error {
 		c, err := net.Dial("udp4", "10.79.0.2:7")
 		if err != nil {
 			return err
@@ -113,10 +121,9 @@ func TestWorkerReflectsKernelTraffic(t *testing.T) {
 		defer c.Close()
 		b := make([]byte, 18)
 		rb := make([]byte, 64)
-		warm := 200
 		for i := 0; i < n+warm; i++ {
-			if i == warm {
-				runtime.ReadMemStats(&m0)
+			if i == warm && m0 != nil {
+				runtime.ReadMemStats(m0)
 			}
 			binary.BigEndian.PutUint32(b, uint32(i))
 			if _, err := c.Write(b); err != nil {
@@ -131,9 +138,27 @@ func TestWorkerReflectsKernelTraffic(t *testing.T) {
 				got++
 			}
 		}
-		runtime.ReadMemStats(&m1)
+		if m1 != nil {
+			runtime.ReadMemStats(m1)
+		}
 		return nil
 	})
+	return got, err
+}
+
+// TestWorkerReflectsKernelTraffic runs a worker on a real AF_XDP socket:
+// a kernel UDP client in another namespace gets every datagram back, the
+// worker allocates nothing per packet, and every frame is accounted for.
+func TestWorkerReflectsKernelTraffic(t *testing.T) {
+	r := newReflector(t, -1)
+	w, s, pool := r.w, r.s, r.pool
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+
+	const n = 20000
+	var m0, m1 runtime.MemStats
+	got, err := r.pingPong(n, 200, &m0, &m1)
 	cancel()
 	if werr := <-done; werr != nil {
 		t.Fatal(werr)
@@ -161,5 +186,39 @@ func TestWorkerReflectsKernelTraffic(t *testing.T) {
 	}
 	if pool.Len()+s.InKernel() != pool.Total() || s.InKernel() != s.InRings() {
 		t.Fatalf("accounting: pool %d, kernel %d, rings %d, total %d", pool.Len(), s.InKernel(), s.InRings(), pool.Total())
+	}
+}
+
+// TestPinnedWorkerSleepsWhenIdle: a pinned worker sleeps in poll()
+// without giving up its P while traffic flows (Worker.pollRaw). Once the
+// traffic stops it must sleep for good: a sleep that keeps the P is
+// ended every 10 ms by the runtime's preemption, and an idle worker that
+// went on sleeping that way would wake 100 times a second.
+func TestPinnedWorkerSleepsWhenIdle(t *testing.T) {
+	r := newReflector(t, runtime.NumCPU()-1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.w.Run(ctx) }()
+	const n = 2000
+	got, err := r.pingPong(n, 0, nil, nil)
+	if err != nil || got != n {
+		cancel()
+		<-done
+		t.Fatalf("%d of %d datagrams came back: %v", got, n, err)
+	}
+	time.Sleep(50 * time.Millisecond) // the first idle sleep ends
+	p0 := r.w.Stats().Polls
+	time.Sleep(500 * time.Millisecond)
+	p1 := r.w.Stats().Polls
+	t0 := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 200*time.Millisecond {
+		t.Errorf("Run took %v to return after cancel", d)
+	}
+	if p1-p0 > 3 {
+		t.Fatalf("%d wakeups in 500 ms without traffic", p1-p0)
 	}
 }
