@@ -23,14 +23,15 @@
 // handler takes ownership).
 //
 // Counters are kept per stage (frames in, each verdict, drops by reason)
-// in the worker and published with one atomic add per batch, so another
-// goroutine can read them at any time without locks.
+// in the worker and published once per batch as single-writer counters,
+// so another goroutine can read them at any time without locks.
 package pipeline
 
 import (
 	"fmt"
 	"sync"
-	"sync/atomic"
+
+	"github.com/tygress/tygress/internal/counter"
 )
 
 // Verdict is what happens to a frame after the pipeline.
@@ -194,10 +195,12 @@ type StageCounters struct {
 	Drops    [MaxReasons]uint64
 }
 
+// stageCounters are written by the goroutine that runs the pipeline
+// (single-writer counters: no locked instruction per batch).
 type stageCounters struct {
-	in       atomic.Uint64
-	verdicts [numVerdicts]atomic.Uint64
-	drops    [MaxReasons]atomic.Uint64
+	in       counter.Counter
+	verdicts [numVerdicts]counter.Counter
+	drops    [MaxReasons]counter.Counter
 }
 
 // Output holds the frames the stages decided, by verdict, until the worker

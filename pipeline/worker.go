@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tygress/tygress/internal/counter"
 	"github.com/tygress/tygress/xsk"
 )
 
@@ -95,11 +96,14 @@ type Worker struct {
 	sleeping atomic.Bool
 	wakeBuf  [8]byte
 
-	rx, tx, batches, polls, wakes, handoffIn atomic.Uint64
-	drops                                    [MaxReasons]atomic.Uint64
-	dropLocal                                [MaxReasons]uint64
-	dropSeen                                 uint64 // bit r: dropLocal[r] != 0
-	stop                                     atomic.Bool
+	// Counted by the worker goroutine alone (single-writer counters: no
+	// locked instruction per batch); wakes by any goroutine.
+	rx, tx, batches, polls, handoffIn counter.Counter
+	wakes                             atomic.Uint64
+	drops                             [MaxReasons]counter.Counter
+	dropLocal                         [MaxReasons]uint64
+	dropSeen                          uint64 // bit r: dropLocal[r] != 0
+	stop                              atomic.Bool
 }
 
 // NewWorker checks the configuration and preallocates every buffer the

@@ -25,13 +25,18 @@
 // safe for concurrent use. Sockets that share a FramePool must be driven by
 // the same goroutine.
 //
-// The producer and consumer indices shared with the kernel are accessed
-// only through sync/atomic. The kernel (net/xdp/xsk_queue.h) pairs
-// smp_load_acquire of the other side's index with smp_store_release of its
-// own; Go's atomics are sequentially consistent, which is at least as
-// strong. Each index of the other side is cached and re-read only when the
-// cache says the ring is empty (consumer) or full (producer), so a batch
-// costs one atomic load and one atomic store.
+// The producer and consumer indices shared with the kernel are read with
+// sync/atomic loads (acquire) and written with release stores. The kernel
+// (net/xdp/xsk_queue.h) pairs smp_load_acquire of the other side's index
+// with smp_store_release of its own. Go's atomic Store would do too, but
+// on amd64 it is an XCHG, a full barrier: it waits until every earlier
+// store has left the store buffer, and those are the ring entries whose
+// cache lines the kernel reads on another CPU. A plain MOV (a release
+// store under x86-TSO) or arm64's STLR, in assembly, does not wait. Each
+// index of the other side is cached and re-read only when the cache says
+// the ring is empty (consumer) or full (producer), so a batch costs one
+// atomic load and one release store. The statistics are single-writer
+// counters (internal/counter) for the same reason.
 //
 // Descriptors written by the kernel are untrusted: Receive and Complete
 // check that every address and length lie inside the UMEM (and inside one

@@ -85,7 +85,7 @@ func (f *FillRing) Set(idx uint32, addr uint64) { f.addrs[idx&f.mask] = addr }
 // Submit publishes every reserved slot to the kernel.
 func (f *FillRing) Submit() {
 	// store-release pairs with the kernel's smp_load_acquire of the producer.
-	f.producer.Store(f.cachedProd)
+	storeRelease(f.producer, f.cachedProd)
 }
 
 // Occupancy is the number of frames in the ring not yet taken by the kernel.
@@ -113,7 +113,7 @@ func (t *TxRing) Reserve(n uint32) (idx, got uint32) {
 func (t *TxRing) Set(idx uint32, d Desc) { t.descs[idx&t.mask] = d }
 
 // Submit publishes every reserved slot to the kernel.
-func (t *TxRing) Submit() { t.producer.Store(t.cachedProd) }
+func (t *TxRing) Submit() { storeRelease(t.producer, t.cachedProd) }
 
 // Occupancy is the number of descriptors not yet taken by the kernel.
 func (t *TxRing) Occupancy() int { return int(t.producer.Load() - t.consumer.Load()) }
@@ -141,7 +141,7 @@ func (r *RxRing) Peek(n uint32) (idx, got uint32) {
 func (r *RxRing) Desc(idx uint32) Desc { return r.descs[idx&r.mask] }
 
 // Release gives every peeked entry back to the kernel.
-func (r *RxRing) Release() { r.consumer.Store(r.cachedCons) }
+func (r *RxRing) Release() { storeRelease(r.consumer, r.cachedCons) }
 
 // CompRing returns transmitted frames from the kernel. User space consumes.
 type CompRing struct {
@@ -162,7 +162,7 @@ func (c *CompRing) Peek(n uint32) (idx, got uint32) {
 func (c *CompRing) Addr(idx uint32) uint64 { return c.addrs[idx&c.mask] }
 
 // Release gives every peeked entry back to the kernel.
-func (c *CompRing) Release() { c.consumer.Store(c.cachedCons) }
+func (c *CompRing) Release() { storeRelease(c.consumer, c.cachedCons) }
 
 // Occupancy is the number of received descriptors not yet released.
 func (r *RxRing) Occupancy() int { return int(r.producer.Load() - r.consumer.Load()) }

@@ -240,3 +240,16 @@ func BenchmarkRingRoundTrip(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/frame")
 }
+
+func TestStoreRelease(t *testing.T) {
+	r := memRing(8)
+	for _, v := range []uint32{1, 0xffffffff, 0, 12345} {
+		storeRelease(r.producer, v)
+		if got := r.producer.Load(); got != v {
+			t.Fatalf("stored %#x, loaded %#x", v, got)
+		}
+	}
+	if r.consumer.Load() != 0 || r.flags.Load() != 0 {
+		t.Fatal("a neighbouring word changed")
+	}
+}

@@ -3,10 +3,11 @@ package xsk
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tygress/tygress/internal/counter"
 )
 
 // BindMode selects copy or zero-copy operation.
@@ -107,9 +108,12 @@ type Stats struct {
 	KickErrors    uint64 // sendto() failures other than EAGAIN/EBUSY/ENOBUFS
 }
 
+// atomicStats are written by the socket's owner goroutine only
+// (single-writer counters: no locked instruction per batch) and read by
+// any goroutine.
 type atomicStats struct {
 	rxFrames, txFrames, completed, rxInvalid, compInvalid, txInvalid, txRingFull,
-	fillSubmitted, txKicks, rxWakeups, rxEmptyPolls, kickErrors atomic.Uint64
+	fillSubmitted, txKicks, rxWakeups, rxEmptyPolls, kickErrors counter.Counter
 }
 
 // KernelStats are the kernel's XDP_STATISTICS for a socket.

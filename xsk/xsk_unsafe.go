@@ -86,5 +86,14 @@ func mapRing(fd int, pgoff int64, off unix.XDPRingOffset, n, entrySize uint32) (
 func addrSlice(p unsafe.Pointer, n uint32) []uint64 { return unsafe.Slice((*uint64)(p), n) }
 func descSlice(p unsafe.Pointer, n uint32) []Desc   { return unsafe.Slice((*Desc)(p), n) }
 
+// storeRelease publishes an index to the kernel, which reads it with
+// smp_load_acquire (net/xdp/xsk_queue.h): a release store is all the
+// pairing needs. atomic.Uint32 is its uint32 and nothing else (checked
+// below), so the word is reached through the pointer.
+func storeRelease(a *atomic.Uint32, v uint32) { storeRelease32((*uint32)(unsafe.Pointer(a)), v) }
+
+// Compile-time check that atomic.Uint32 is a bare 4-byte word.
+var _ [4]byte = [unsafe.Sizeof(atomic.Uint32{})]byte{}
+
 // Compile-time check that Desc matches struct xdp_desc.
 var _ [16]byte = [unsafe.Sizeof(Desc{})]byte{}

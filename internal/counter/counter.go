@@ -1,0 +1,33 @@
+// Package counter provides single-writer statistics counters: one
+// goroutine adds, any goroutine reads.
+//
+// sync/atomic's Add is a locked read-modify-write (LOCK XADD on amd64). A
+// locked instruction waits until every earlier store has left the store
+// buffer, and in a packet loop those stores are ring entries and packet
+// headers whose cache lines another CPU holds: each is a miss. A counter
+// with one writer needs no read-modify-write, only a store that a
+// concurrent reader sees whole, which a plain aligned MOV (amd64) or STR
+// (arm64) is. sync/atomic has no such store, so it is written in
+// assembly; other architectures fall back to atomic.AddUint64.
+package counter
+
+import "sync/atomic"
+
+// Counter is a uint64 that one goroutine increments and any goroutine
+// reads. The zero value is zero. It must not be copied after first use.
+type Counter struct {
+	_ noCopy
+	v uint64
+}
+
+// Add adds n. Only one goroutine may call Add on a Counter.
+func (c *Counter) Add(n uint64) { add(&c.v, n) }
+
+// Load returns the value; safe from any goroutine.
+func (c *Counter) Load() uint64 { return atomic.LoadUint64(&c.v) }
+
+// noCopy makes go vet's copylocks check flag copies.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
