@@ -222,3 +222,25 @@ func TestPinnedWorkerSleepsWhenIdle(t *testing.T) {
 		t.Fatalf("%d wakeups in 500 ms without traffic", p1-p0)
 	}
 }
+
+// TestPinnedWorkerStopsWhileFlowing: Stop reaches a pinned worker that
+// sleeps in its raw ppoll (Worker.pollRaw) right after traffic.
+func TestPinnedWorkerStopsWhileFlowing(t *testing.T) {
+	r := newReflector(t, runtime.NumCPU()-1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.w.Run(ctx) }()
+	const n = 500
+	got, err := r.pingPong(n, 0, nil, nil)
+	t0 := time.Now()
+	cancel()
+	if werr := <-done; werr != nil {
+		t.Fatal(werr)
+	}
+	if err != nil || got != n {
+		t.Fatalf("%d of %d datagrams came back: %v", got, n, err)
+	}
+	if d := time.Since(t0); d > 200*time.Millisecond {
+		t.Fatalf("Run took %v to return after cancel", d)
+	}
+}
