@@ -32,11 +32,12 @@
 // on amd64 it is an XCHG, a full barrier: it waits until every earlier
 // store has left the store buffer, and those are the ring entries whose
 // cache lines the kernel reads on another CPU. A plain MOV (a release
-// store under x86-TSO) or arm64's STLR, in assembly, does not wait. Each
-// index of the other side is cached and re-read only when the cache says
-// the ring is empty (consumer) or full (producer), so a batch costs one
-// atomic load and one release store. The statistics are single-writer
-// counters (internal/counter) for the same reason.
+// store under x86-TSO) or arm64's STLR does not wait; it is a few lines
+// of assembly in internal/counter. Each index of the other side is
+// cached and re-read only when the cache says the ring is empty
+// (consumer) or full (producer), so a batch costs one atomic load and one
+// release store. The statistics are single-writer counters
+// (internal/counter) for the same reason.
 //
 // Descriptors written by the kernel are untrusted: Receive and Complete
 // check that every address and length lie inside the UMEM (and inside one

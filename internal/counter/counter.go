@@ -8,7 +8,8 @@
 // with one writer needs no read-modify-write, only a store that a
 // concurrent reader sees whole, which a plain aligned MOV (amd64) or STR
 // (arm64) is. sync/atomic has no such store, so it is written in
-// assembly; other architectures fall back to atomic.AddUint64.
+// assembly; other architectures fall back to atomic.AddUint64. The same
+// few lines give xsk the release store it publishes ring indices with.
 package counter
 
 import "sync/atomic"

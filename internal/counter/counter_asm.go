@@ -8,6 +8,13 @@ package counter
 //go:noescape
 func store64(p *uint64, v uint64)
 
+// StoreRelease32 stores v to *p with release ordering and nothing more:
+// a plain MOV on amd64 (a release store under x86-TSO) and STLR on
+// arm64. xsk publishes ring indices with it (see xsk/doc.go).
+//
+//go:noescape
+func StoreRelease32(p *uint32, v uint32)
+
 // add is the single writer's increment: its own last value plus n,
 // published by one plain store.
 func add(p *uint64, n uint64) { store64(p, *p+n) }
