@@ -92,7 +92,9 @@ func descSlice(p unsafe.Pointer, n uint32) []Desc   { return unsafe.Slice((*Desc
 // smp_load_acquire (net/xdp/xsk_queue.h): a release store is all the
 // pairing needs. atomic.Uint32 is its uint32 and nothing else (checked
 // below), so the word is reached through the pointer.
-func storeRelease(a *atomic.Uint32, v uint32) { counter.StoreRelease32((*uint32)(unsafe.Pointer(a)), v) }
+func storeRelease(a *atomic.Uint32, v uint32) {
+	counter.StoreRelease32((*uint32)(unsafe.Pointer(a)), v)
+}
 
 // Compile-time check that atomic.Uint32 is a bare 4-byte word.
 var _ [4]byte = [unsafe.Sizeof(atomic.Uint32{})]byte{}
