@@ -192,8 +192,8 @@ func TestWorkerReflectsKernelTraffic(t *testing.T) {
 // TestPinnedWorkerSleepsWhenIdle: a pinned worker sleeps in poll()
 // without giving up its P while traffic flows (Worker.pollRaw). Once the
 // traffic stops it must sleep for good: a sleep that keeps the P is
-// ended every 10 ms by the runtime's preemption, and an idle worker that
-// went on sleeping that way would wake 100 times a second.
+// ended every 10-20 ms by the runtime's preemption, and an idle worker
+// that went on sleeping that way would wake 50-100 times a second.
 func TestPinnedWorkerSleepsWhenIdle(t *testing.T) {
 	r := newReflector(t, runtime.NumCPU()-1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -208,7 +208,7 @@ func TestPinnedWorkerSleepsWhenIdle(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond) // the first idle sleep ends
 	p0 := r.w.Stats().Polls
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Second)
 	p1 := r.w.Stats().Polls
 	t0 := time.Now()
 	cancel()
@@ -218,8 +218,11 @@ func TestPinnedWorkerSleepsWhenIdle(t *testing.T) {
 	if d := time.Since(t0); d > 200*time.Millisecond {
 		t.Errorf("Run took %v to return after cancel", d)
 	}
-	if p1-p0 > 3 {
-		t.Fatalf("%d wakeups in 500 ms without traffic", p1-p0)
+	// Stray frames (the client namespace's IPv6 neighbour discovery)
+	// may still wake it a few times, two wakeups each; a worker left in
+	// the raw sleep wakes 50-100 times a second.
+	if p1-p0 > 15 {
+		t.Fatalf("%d wakeups in 1 s without traffic", p1-p0)
 	}
 }
 
