@@ -91,8 +91,9 @@ const (
 	bindRetryDeadline = 2 * time.Second
 )
 
-// Stats are the counters a Socket keeps in user space. They are updated
-// once per batch with atomic adds, so another goroutine may read them.
+// Stats are the counters a Socket keeps in user space. The socket's
+// goroutine updates them once per batch (single-writer counters, see
+// internal/counter), and any goroutine may read them.
 type Stats struct {
 	RxFrames      uint64 // valid descriptors received
 	TxFrames      uint64 // descriptors placed on the tx ring
