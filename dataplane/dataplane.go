@@ -60,6 +60,8 @@ type Config struct {
 	HugePages       bool
 	BatchSize       int
 	Busy            bool
+	// Coalesce is pipeline.WorkerConfig.Coalesce for every worker.
+	Coalesce time.Duration
 	// CPUs pins worker i to CPUs[i%len(CPUs)]; empty leaves workers
 	// unpinned.
 	CPUs []int
@@ -240,7 +242,7 @@ func Open(cfg Config) (_ *DataPath, err error) {
 		}
 		wc := pipeline.WorkerConfig{
 			Ports: ports, Pool: dp.Pools[q], Pipeline: cfg.Pipeline(q),
-			BatchSize: cfg.BatchSize, Busy: cfg.Busy, CPU: cpu, Pin: cfg.Pin,
+			BatchSize: cfg.BatchSize, Busy: cfg.Busy, Coalesce: cfg.Coalesce, CPU: cpu, Pin: cfg.Pin,
 		}
 		if cfg.Local != nil {
 			wc.Local = cfg.Local(q)

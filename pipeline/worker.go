@@ -20,6 +20,10 @@ import (
 // MaxBatch is the largest batch a worker takes from one rx ring at once.
 const MaxBatch = 256
 
+// MaxCoalesce bounds WorkerConfig.Coalesce: a 2048-entry rx ring fills in
+// 2 ms at 1 Mpps.
+const MaxCoalesce = time.Millisecond
+
 // WorkerConfig wires a worker to its sockets and pipeline.
 type WorkerConfig struct {
 	// Ports are this worker's sockets, indexed by port number; all of
@@ -35,6 +39,20 @@ type WorkerConfig struct {
 	// Busy makes the worker spin on empty rings instead of blocking in
 	// poll(). Use it only with a core per worker.
 	Busy bool
+	// Coalesce, if positive, trades latency for CPU under sustained load:
+	// after a wakeup that brought at least one full batch, the worker
+	// sleeps this long on a timer instead of until the next frame, and
+	// then takes everything that arrived meanwhile. The kernel wakes a
+	// sleeping socket for every NAPI poll (at most 64 frames), and on a
+	// virtual machine each wakeup costs microseconds on both cores; a
+	// timed sleep costs one wakeup per interval however many frames it
+	// collects, and frames that find nobody waiting cost the sender no
+	// wakeup either. A wakeup with only partial batches sends the worker
+	// back to waiting for frames, so light traffic keeps its latency.
+	// Frames wait at most this long (plus the timer's slack, set to a
+	// tenth of it) on top of the usual; keep it well below the time the
+	// rx and fill rings take to fill at the expected rate. Zero: off.
+	Coalesce time.Duration
 	// CPU pins the worker's thread to a CPU; -1 leaves it unpinned.
 	CPU int
 	// Pin pins the calling thread; sched.Pin fits. Nil with CPU >= 0 uses
@@ -72,6 +90,7 @@ type WorkerStats struct {
 	TxFrames   uint64
 	Batches    uint64
 	Polls      uint64 // poll() syscalls made while idle
+	Coalesced  uint64 // of which timed sleeps under load (WorkerConfig.Coalesce)
 	HandoffIn  uint64 // frames other shards handed to this one
 	Wakes      uint64 // eventfd wakeups other shards sent this one
 	Drops      [MaxReasons]uint64
@@ -99,6 +118,7 @@ type Worker struct {
 	// Counted by the worker goroutine alone (single-writer counters: no
 	// locked instruction per batch); wakes by any goroutine.
 	rx, tx, batches, polls, handoffIn counter.Counter
+	coalesced                         counter.Counter
 	wakes                             atomic.Uint64
 	drops                             [MaxReasons]counter.Counter
 	dropLocal                         [MaxReasons]uint64
@@ -117,6 +137,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	if cfg.BatchSize < 1 || cfg.BatchSize > MaxBatch {
 		return nil, fmt.Errorf("batch size %d outside 1..%d", cfg.BatchSize, MaxBatch)
+	}
+	if cfg.Coalesce < 0 || cfg.Coalesce > MaxCoalesce {
+		return nil, fmt.Errorf("coalesce %v outside 0..%v", cfg.Coalesce, MaxCoalesce)
 	}
 	w := &Worker{cfg: cfg, descs: make([]xsk.Desc, cfg.BatchSize), wakeFD: -1, holds: cfg.Pipeline.Holds()}
 	w.batch.Frames = make([]Frame, 0, cfg.BatchSize)
@@ -203,10 +226,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, w.Stop)
 	defer stop()
+	if w.cfg.Coalesce > 0 {
+		// The timer's slack (50 µs by default) would otherwise stretch
+		// every coalesced sleep; it is a property of this thread.
+		unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(max(w.cfg.Coalesce/10, time.Microsecond)), 0, 0, 0)
+	}
 	idle := 0
+	full := false // a step since the last sleep took a full batch
 	yielded := Now()
 	for !w.stop.Load() {
 		n := w.Step()
+		if n >= w.cfg.BatchSize {
+			full = true
+		}
 		// A goroutine that has not been rescheduled for 10 ms counts as
 		// long-running: the runtime's sysmon then preempts it, takes its
 		// P away in its next syscall, and wakes every 20 µs (on the
@@ -234,9 +266,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		// idle is 1 when the last wakeup brought frames: traffic is
 		// flowing, and the sleep will be short (see pollRaw).
-		if err := w.wait(idle == 1); err != nil {
+		if err := w.wait(idle == 1, full); err != nil {
 			return err
 		}
+		full = false
 	}
 	return nil
 }
@@ -253,10 +286,11 @@ const maxSleep = 100 * time.Millisecond
 
 // wait blocks in poll() until an rx ring has frames, the eventfd is
 // written (Stop, Wake) or a held frame falls due. flowing says that the
-// last wakeup brought frames (see pollRaw). Without a reason to
-// wake up on time it sleeps without a timeout: arming and cancelling the
-// poll timer on every sleep costs more than the rest of the poll() call.
-func (w *Worker) wait(flowing bool) error {
+// last wakeup brought frames (see pollRaw), full that it brought a full
+// batch (see WorkerConfig.Coalesce). Without a reason to wake up on time
+// it sleeps without a timeout: arming and cancelling the poll timer on
+// every sleep costs more than the rest of the poll() call.
+func (w *Worker) wait(flowing, full bool) error {
 	if len(w.pollfds) == 0 {
 		time.Sleep(time.Millisecond)
 		return nil
@@ -285,7 +319,10 @@ func (w *Worker) wait(flowing bool) error {
 	}
 	w.polls.Add(1)
 	var err error
-	if ms < 0 && flowing && w.cfg.CPU >= 0 {
+	if full && w.cfg.Coalesce > 0 && (timeout < 0 || w.cfg.Coalesce < timeout) {
+		w.coalesced.Add(1)
+		err = w.sleepCoalesce()
+	} else if ms < 0 && flowing && w.cfg.CPU >= 0 {
 		err = w.pollRaw()
 	} else {
 		_, err = unix.Poll(w.pollfds, ms)
@@ -315,6 +352,24 @@ func (w *Worker) wait(flowing bool) error {
 // runtime again (wait's flowing), so an idle worker costs nothing.
 func (w *Worker) pollRaw() error {
 	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&w.pollfds[0])), uintptr(len(w.pollfds)), 0, 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// sleepCoalesce sleeps for WorkerConfig.Coalesce, or until the eventfd
+// is written (Stop, Wake), without waiting on the rx rings: frames
+// arriving meanwhile find no sleeper and wake nobody. Like pollRaw it
+// keeps the P on a pinned worker; the sleep is short.
+func (w *Worker) sleepCoalesce() error {
+	ts := unix.NsecToTimespec(int64(w.cfg.Coalesce))
+	ev := &w.pollfds[len(w.pollfds)-1]
+	if w.cfg.CPU < 0 {
+		_, err := unix.Ppoll(w.pollfds[len(w.pollfds)-1:], &ts, nil)
+		return err
+	}
+	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(ev)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
 	if e != 0 {
 		return e
 	}
@@ -524,7 +579,7 @@ func (w *Worker) dispatch() {
 
 // Stats returns a snapshot of the worker's counters.
 func (w *Worker) Stats() WorkerStats {
-	s := WorkerStats{RxFrames: w.rx.Load(), TxFrames: w.tx.Load(), Batches: w.batches.Load(), Polls: w.polls.Load(),
+	s := WorkerStats{RxFrames: w.rx.Load(), TxFrames: w.tx.Load(), Batches: w.batches.Load(), Polls: w.polls.Load(), Coalesced: w.coalesced.Load(),
 		HandoffIn: w.handoffIn.Load(), Wakes: w.wakes.Load()}
 	for r := range w.drops {
 		s.Drops[r] = w.drops[r].Load()

@@ -51,7 +51,7 @@ type reflector struct {
 	w    *pipeline.Worker
 }
 
-func newReflector(t *testing.T, cpu int) *reflector {
+func newReflector(t *testing.T, cpu int, mods ...func(*pipeline.WorkerConfig)) *reflector {
 	t.Helper()
 	testutil.RequirePrivileged(t)
 	var tp topo.Topology
@@ -99,9 +99,13 @@ func newReflector(t *testing.T, cpu int) *reflector {
 	if err := prog.Register(0, s.FD()); err != nil {
 		t.Fatal(err)
 	}
-	w, err := pipeline.NewWorker(pipeline.WorkerConfig{
+	cfg := pipeline.WorkerConfig{
 		Ports: []*xsk.Socket{s}, Pool: pool, Pipeline: pipeline.New(udpReflect{}), CPU: cpu,
-	})
+	}
+	for _, o := range mods {
+		o(&cfg)
+	}
+	w, err := pipeline.NewWorker(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,5 +249,90 @@ func TestPinnedWorkerStopsWhileFlowing(t *testing.T) {
 	}
 	if d := time.Since(t0); d > 200*time.Millisecond {
 		t.Fatalf("Run took %v to return after cancel", d)
+	}
+}
+
+// TestWorkerCoalesce checks WorkerConfig.Coalesce on a real socket: a
+// backlog of full batches makes the worker sleep on its timer (and the
+// frames still all come back); single datagrams do not, and come back.
+func TestWorkerCoalesce(t *testing.T) {
+	for _, cpu := range []int{runtime.NumCPU() - 1, -1} { // raw sleep and the runtime's
+		r := newReflector(t, cpu, func(c *pipeline.WorkerConfig) {
+			c.BatchSize = 8
+			c.Coalesce = pipeline.MaxCoalesce
+		})
+		const burst = 64 // the rx ring holds 256
+		err := r.nsA.Do(func() error {
+			c, err := net.Dial("udp4", "10.79.0.2:7")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			// The backlog: datagrams queue on the rx ring while no
+			// worker runs, so its first wakeup finds full batches.
+			b := make([]byte, 18)
+			for i := 0; i < burst; i++ {
+				binary.BigEndian.PutUint32(b, uint32(i))
+				if _, err := c.Write(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // the veth hands them over
+		deadline := time.Now().Add(2 * time.Second)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.w.Run(ctx) }()
+		for st := r.w.Stats(); st.Coalesced == 0 || st.TxFrames < burst; st = r.w.Stats() {
+			if time.Now().After(deadline) {
+				cancel()
+				<-done
+				t.Fatalf("cpu %d: after a backlog of %d: %+v", cpu, burst, st)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		// Single datagrams: every wakeup brings a partial batch, so the
+		// worker waits for frames, not on its timer.
+		time.Sleep(5 * pipeline.MaxCoalesce)
+		c0 := r.w.Stats().Coalesced
+		const n = 200
+		got, err := r.pingPong(n, 0, nil, nil)
+		c1 := r.w.Stats().Coalesced
+		t0 := time.Now()
+		cancel()
+		if werr := <-done; werr != nil {
+			t.Fatal(werr)
+		}
+		if err != nil || got != n {
+			t.Fatalf("cpu %d: %d of %d datagrams came back: %v", cpu, got, n, err)
+		}
+		if c1 != c0 {
+			t.Errorf("cpu %d: %d timed sleeps under single datagrams", cpu, c1-c0)
+		}
+		if d := time.Since(t0); d > 200*time.Millisecond {
+			t.Errorf("cpu %d: Run took %v to return after cancel", cpu, d)
+		}
+	}
+}
+
+func TestWorkerCoalesceBounds(t *testing.T) {
+	u, err := xsk.NewUMEM(xsk.UMEMOptions{FrameSize: 2048, NumFrames: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	pool, _ := xsk.NewFramePool(u, 0, 64)
+	for d, ok := range map[time.Duration]bool{-1: false, 0: true, pipeline.MaxCoalesce: true, pipeline.MaxCoalesce + 1: false} {
+		w, err := pipeline.NewWorker(pipeline.WorkerConfig{Pool: pool, Pipeline: pipeline.New(), Coalesce: d})
+		if (err == nil) != ok {
+			t.Errorf("Coalesce %v: %v", d, err)
+		}
+		if w != nil {
+			w.Close()
+		}
 	}
 }

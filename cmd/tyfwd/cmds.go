@@ -18,7 +18,7 @@ import (
 func (c *common) config(ports []dataplane.PortConfig, pl func(q int) *pipeline.Pipeline) dataplane.Config {
 	return dataplane.Config{
 		Ports: ports, Queues: c.queues, XDPMode: c.mode, Socket: c.opts, FrameSize: c.frameSize,
-		HugePages: c.huge, BatchSize: c.batch, Busy: c.busy, CPUs: c.cpus, Pin: sched.Pin, Pipeline: c.ops.wrap(pl),
+		HugePages: c.huge, BatchSize: c.batch, Busy: c.busy, Coalesce: c.coalesce, CPUs: c.cpus, Pin: sched.Pin, Pipeline: c.ops.wrap(pl),
 	}
 }
 

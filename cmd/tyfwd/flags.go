@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tygress/tygress/bpf"
+	"github.com/tygress/tygress/pipeline"
 	"github.com/tygress/tygress/sched"
 	"github.com/tygress/tygress/xsk"
 )
@@ -37,6 +38,7 @@ type common struct {
 	quiet     bool
 	noWakeup  bool
 	busyPoll  bool
+	coalesce  time.Duration
 
 	cpus []int
 	mode bpf.Mode
@@ -64,6 +66,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.huge, "hugepages", false, "back the UMEM with 2 MiB huge pages (falls back to normal pages)")
 	fs.BoolVar(&c.quiet, "quiet", false, "print only the final summary")
 	fs.BoolVar(&c.busyPoll, "busy-poll", false, "set SO_PREFER_BUSY_POLL, SO_BUSY_POLL (20 us) and SO_BUSY_POLL_BUDGET (--batch) on the sockets")
+	fs.DurationVar(&c.coalesce, "coalesce", 0, "under sustained load (full batches), sleep this long on a timer instead of waking per kernel batch: fewer wakeups, up to this much more latency (0: off, at most 1ms)")
 	fs.BoolVar(&c.noWakeup, "no-need-wakeup", false, "disable need_wakeup (kick the kernel on every batch)")
 	c.ops.register(fs)
 }
@@ -72,6 +75,12 @@ func (c *common) validate() error {
 	var err error
 	if c.busy && c.poll {
 		return usageError{"--busy and --poll exclude each other"}
+	}
+	if c.coalesce < 0 || c.coalesce > pipeline.MaxCoalesce {
+		return usageError{fmt.Sprintf("--coalesce %v: must be 0..%v", c.coalesce, pipeline.MaxCoalesce)}
+	}
+	if c.coalesce > 0 && c.busy {
+		return usageError{"--coalesce needs poll mode, not --busy"}
 	}
 	if c.queues < 0 {
 		return usageError{fmt.Sprintf("--queues %d: must be positive", c.queues)}
