@@ -344,6 +344,7 @@ type Snapshot struct {
 	TxKicks    uint64
 	Batches    uint64 // worker rounds that received frames
 	EmptyRx    uint64 // rx ring reads that found nothing
+	Coalesced  uint64 // timed sleeps under load (Config.Coalesce), counted in Polls too
 	// From the kernel (XDP_STATISTICS), summed over sockets.
 	FillRingEmpty uint64
 	RxRingFull    uint64
@@ -363,6 +364,7 @@ func (dp *DataPath) Snapshot() Snapshot {
 		s.TxFrames += ws.TxFrames
 		s.Polls += ws.Polls
 		s.Batches += ws.Batches
+		s.Coalesced += ws.Coalesced
 		for r, n := range ws.Drops {
 			s.Drops[r] += n
 			s.DropsTotal += n

@@ -172,7 +172,7 @@ func (r *reporter) summary() {
 	if pk > 0 {
 		fmt.Fprintf(&sb, " wakeups_per_pkt=%.5f", float64(wakeups)/float64(pk))
 	}
-	fmt.Fprintf(&sb, " rx_batches=%d rx_empty_reads=%d", end.Batches-a.Batches, end.EmptyRx-a.EmptyRx)
+	fmt.Fprintf(&sb, " rx_batches=%d rx_empty_reads=%d coalesced_sleeps=%d", end.Batches-a.Batches, end.EmptyRx-a.EmptyRx, end.Coalesced-a.Coalesced)
 	fmt.Fprintln(r.out, sb.String())
 }
 
