@@ -230,6 +230,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		// The timer's slack (50 µs by default) would otherwise stretch
 		// every coalesced sleep; it is a property of this thread.
 		unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(max(w.cfg.Coalesce/10, time.Microsecond)), 0, 0, 0)
+		// Zero restores the default before the thread goes back to the
+		// runtime's pool.
+		defer unix.Prctl(unix.PR_SET_TIMERSLACK, 0, 0, 0, 0)
 	}
 	idle := 0
 	full := false // a step since the last sleep took a full batch
