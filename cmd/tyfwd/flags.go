@@ -82,6 +82,11 @@ func (c *common) validate() error {
 	if c.coalesce > 0 && c.busy {
 		return usageError{"--coalesce needs poll mode, not --busy"}
 	}
+	if c.coalesce > 0 && c.busyPoll {
+		// With SO_PREFER_BUSY_POLL the driver leaves the queue to the
+		// application's poll(); a coalesced sleep does not poll it.
+		return usageError{"--coalesce and --busy-poll exclude each other: a coalesced sleep does not busy-poll the queue"}
+	}
 	if c.queues < 0 {
 		return usageError{fmt.Sprintf("--queues %d: must be positive", c.queues)}
 	}

@@ -52,6 +52,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"rxdrop", "-i", "lo", "--coalesce", "2ms"}, "--coalesce 2ms"},
 		{[]string{"rxdrop", "-i", "lo", "--coalesce", "-1us"}, "--coalesce -1"},
 		{[]string{"rxdrop", "-i", "lo", "--coalesce", "20us", "--busy"}, "needs poll mode"},
+		{[]string{"rxdrop", "-i", "lo", "--coalesce", "20us", "--busy-poll"}, "exclude each other"},
 		{[]string{"rxdrop", "--nosuchflag"}, "not defined"},
 		{[]string{"l2fwd", "-i", "a"}, "required"},
 		{[]string{"l2fwd", "-i", "a", "-o", "a"}, "must differ"},
