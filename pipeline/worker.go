@@ -51,7 +51,9 @@ type WorkerConfig struct {
 	// back to waiting for frames, so light traffic keeps its latency.
 	// Frames wait at most this long (plus the timer's slack, set to a
 	// tenth of it) on top of the usual; keep it well below the time the
-	// rx and fill rings take to fill at the expected rate. Zero: off.
+	// rx and fill rings take to fill at the expected rate. It does not
+	// suit sockets with xsk.SocketOptions.BusyPoll, whose queue waits for
+	// the application's poll(). Zero: off.
 	Coalesce time.Duration
 	// CPU pins the worker's thread to a CPU; -1 leaves it unpinned.
 	CPU int
