@@ -356,11 +356,17 @@ func (w *Worker) wait(flowing, full bool) error {
 // frames means the traffic stopped: the next sleep goes through the
 // runtime again (wait's flowing), so an idle worker costs nothing.
 func (w *Worker) pollRaw() error {
-	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&w.pollfds[0])), uintptr(len(w.pollfds)), 0, 0, 0, 0)
-	if e != 0 {
+	if e := ppollRaw(w.pollfds, nil); e != 0 {
 		return e
 	}
 	return nil
+}
+
+// ppollRaw is ppoll(2) as a raw system call: the goroutine keeps its P
+// (see pollRaw). A nil ts waits without a timeout.
+func ppollRaw(fds []unix.PollFd, ts *unix.Timespec) unix.Errno {
+	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)), uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	return e
 }
 
 // sleepCoalesce sleeps for WorkerConfig.Coalesce, or until the eventfd
@@ -369,13 +375,12 @@ func (w *Worker) pollRaw() error {
 // keeps the P on a pinned worker; the sleep is short.
 func (w *Worker) sleepCoalesce() error {
 	ts := unix.NsecToTimespec(int64(w.cfg.Coalesce))
-	ev := &w.pollfds[len(w.pollfds)-1]
+	ev := w.pollfds[len(w.pollfds)-1:]
 	if w.cfg.CPU < 0 {
-		_, err := unix.Ppoll(w.pollfds[len(w.pollfds)-1:], &ts, nil)
+		_, err := unix.Ppoll(ev, &ts, nil)
 		return err
 	}
-	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(ev)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-	if e != 0 {
+	if e := ppollRaw(ev, &ts); e != 0 {
 		return e
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,21 +151,41 @@ func (r *reflector) pingPong(n, warm int, m0, m1 *runtime.MemStats) (got int, er
 	return got, err
 }
 
+// run starts the worker. stop cancels it and returns how long Run took
+// to return and its error; a test that ends before calling stop has it
+// called at cleanup, before the sockets close.
+func (r *reflector) run(t *testing.T) (stop func() (time.Duration, error)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.w.Run(ctx) }()
+	var once sync.Once
+	var took time.Duration
+	var err error
+	stop = func() (time.Duration, error) {
+		once.Do(func() {
+			t0 := time.Now()
+			cancel()
+			err = <-done
+			took = time.Since(t0)
+		})
+		return took, err
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
 // TestWorkerReflectsKernelTraffic runs a worker on a real AF_XDP socket:
 // a kernel UDP client in another namespace gets every datagram back, the
 // worker allocates nothing per packet, and every frame is accounted for.
 func TestWorkerReflectsKernelTraffic(t *testing.T) {
 	r := newReflector(t, -1)
 	w, s, pool := r.w, r.s, r.pool
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	stop := r.run(t)
 
 	const n = 20000
 	var m0, m1 runtime.MemStats
 	got, err := r.pingPong(n, 200, &m0, &m1)
-	cancel()
-	if werr := <-done; werr != nil {
+	if _, werr := stop(); werr != nil {
 		t.Fatal(werr)
 	}
 	if err != nil {
@@ -200,26 +221,21 @@ func TestWorkerReflectsKernelTraffic(t *testing.T) {
 // that went on sleeping that way would wake 50-100 times a second.
 func TestPinnedWorkerSleepsWhenIdle(t *testing.T) {
 	r := newReflector(t, runtime.NumCPU()-1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.w.Run(ctx) }()
+	stop := r.run(t)
 	const n = 2000
 	got, err := r.pingPong(n, 0, nil, nil)
 	if err != nil || got != n {
-		cancel()
-		<-done
 		t.Fatalf("%d of %d datagrams came back: %v", got, n, err)
 	}
 	time.Sleep(50 * time.Millisecond) // the first idle sleep ends
 	p0 := r.w.Stats().Polls
 	time.Sleep(time.Second)
 	p1 := r.w.Stats().Polls
-	t0 := time.Now()
-	cancel()
-	if err := <-done; err != nil {
+	d, err := stop()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(t0); d > 200*time.Millisecond {
+	if d > 200*time.Millisecond {
 		t.Errorf("Run took %v to return after cancel", d)
 	}
 	// Stray frames (the client namespace's IPv6 neighbour discovery)
@@ -234,20 +250,17 @@ func TestPinnedWorkerSleepsWhenIdle(t *testing.T) {
 // sleeps in its raw ppoll (Worker.pollRaw) right after traffic.
 func TestPinnedWorkerStopsWhileFlowing(t *testing.T) {
 	r := newReflector(t, runtime.NumCPU()-1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.w.Run(ctx) }()
+	stop := r.run(t)
 	const n = 500
 	got, err := r.pingPong(n, 0, nil, nil)
-	t0 := time.Now()
-	cancel()
-	if werr := <-done; werr != nil {
+	d, werr := stop()
+	if werr != nil {
 		t.Fatal(werr)
 	}
 	if err != nil || got != n {
 		t.Fatalf("%d of %d datagrams came back: %v", got, n, err)
 	}
-	if d := time.Since(t0); d > 200*time.Millisecond {
+	if d > 200*time.Millisecond {
 		t.Fatalf("Run took %v to return after cancel", d)
 	}
 }
@@ -284,13 +297,9 @@ func TestWorkerCoalesce(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // the veth hands them over
 		deadline := time.Now().Add(2 * time.Second)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- r.w.Run(ctx) }()
+		stop := r.run(t)
 		for st := r.w.Stats(); st.Coalesced == 0 || st.TxFrames < burst; st = r.w.Stats() {
 			if time.Now().After(deadline) {
-				cancel()
-				<-done
 				t.Fatalf("cpu %d: after a backlog of %d: %+v", cpu, burst, st)
 			}
 			time.Sleep(time.Millisecond)
@@ -302,9 +311,8 @@ func TestWorkerCoalesce(t *testing.T) {
 		const n = 200
 		got, err := r.pingPong(n, 0, nil, nil)
 		c1 := r.w.Stats().Coalesced
-		t0 := time.Now()
-		cancel()
-		if werr := <-done; werr != nil {
+		d, werr := stop()
+		if werr != nil {
 			t.Fatal(werr)
 		}
 		if err != nil || got != n {
@@ -313,7 +321,7 @@ func TestWorkerCoalesce(t *testing.T) {
 		if c1 != c0 {
 			t.Errorf("cpu %d: %d timed sleeps under single datagrams", cpu, c1-c0)
 		}
-		if d := time.Since(t0); d > 200*time.Millisecond {
+		if d > 200*time.Millisecond {
 			t.Errorf("cpu %d: Run took %v to return after cancel", cpu, d)
 		}
 	}
