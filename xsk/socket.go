@@ -150,6 +150,7 @@ type Socket struct {
 	rxKern    int64 // of those, frames given to the fill ring and not yet received
 	fillLimit int64 // Refill keeps rxKern at most this
 	pollfds   [1]unix.PollFd
+	sim       *SimKernel // the simulated kernel of a NewSimSocket socket
 }
 
 // NewSocket creates a socket on (ifindex, queue) that takes its frames from
@@ -347,9 +348,12 @@ func (s *Socket) Close() error {
 	}
 	s.closed = true
 	s.unmap()
-	err := unix.Close(s.fd)
+	var err error
+	if s.sim == nil {
+		err = unix.Close(s.fd)
+	}
 	s.umem.sockets--
-	if s.umem.ownerFD == s.fd {
+	if s.sim == nil && s.umem.ownerFD == s.fd {
 		// The kernel keeps the UMEM alive while other sockets use it, but
 		// new sockets can no longer share it through this fd.
 		s.umem.ownerFD = -2
@@ -545,6 +549,10 @@ func (s *Socket) Complete(max int) int {
 // block here rather than spin.
 func (s *Socket) Poll(timeout time.Duration) (bool, error) {
 	s.st.rxWakeups.Add(1)
+	if s.sim != nil {
+		// Nothing wakes a simulated socket: report what is there.
+		return s.RX.Len() > 0 && s.RX.Occupancy() > 0, nil
+	}
 	ms := -1
 	if timeout >= 0 {
 		ms = int(timeout / time.Millisecond)
@@ -594,6 +602,9 @@ func (s *Socket) Stats() Stats {
 // KernelStats reads XDP_STATISTICS; safe from any goroutine while the
 // socket is open.
 func (s *Socket) KernelStats() (KernelStats, error) {
+	if s.sim != nil {
+		return s.sim.stats(), nil
+	}
 	st, err := kernelStats(s.fd)
 	if err != nil {
 		return KernelStats{}, fmt.Errorf("xdp statistics: %w", err)

@@ -1,0 +1,149 @@
+package xsk_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/tygress/tygress/xsk"
+)
+
+func newSim(t testing.TB, frames int, opts xsk.SocketOptions) (*xsk.Socket, *xsk.SimKernel, *xsk.FramePool) {
+	t.Helper()
+	u, err := xsk.NewUMEM(xsk.UMEMOptions{FrameSize: 2048, NumFrames: frames})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := xsk.NewFramePool(u, 0, frames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, k, err := xsk.NewSimSocket(pool, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if err := u.Close(); err != nil {
+			t.Errorf("umem close: %v", err)
+		}
+	})
+	return s, k, pool
+}
+
+// TestSimSocketRoundTrip runs frames through every ring of a simulated
+// socket and checks that each frame is in exactly one place afterwards.
+func TestSimSocketRoundTrip(t *testing.T) {
+	opts := xsk.SocketOptions{RxSize: 64, TxSize: 64, FillSize: 128, CompSize: 64}
+	s, k, pool := newSim(t, 256, opts)
+	if got := s.Refill(); got != 72 { // min(fill, rx+rx/8)
+		t.Fatalf("refill: %d frames, want 72", got)
+	}
+	pkt := bytes.Repeat([]byte{0xab}, 60)
+	if got := k.Deliver(100, pkt, 0); got != 64 {
+		t.Fatalf("deliver: %d, want 64 (rx ring size)", got)
+	}
+	ks, _ := s.KernelStats()
+	if ks.RxRingFull != 36 {
+		t.Errorf("rx ring full: %d, want 36", ks.RxRingFull)
+	}
+	descs := make([]xsk.Desc, 128)
+	n := s.Receive(descs)
+	if n != 64 {
+		t.Fatalf("receive: %d, want 64", n)
+	}
+	for _, d := range descs[:n] {
+		if !bytes.Equal(s.UMEM().Bytes(d.Addr, d.Len), pkt) {
+			t.Fatalf("frame at %#x holds %x", d.Addr, s.UMEM().Bytes(d.Addr, d.Len))
+		}
+	}
+	if got := s.Transmit(descs[:n]); got != 64 {
+		t.Fatalf("transmit took %d, want 64", got)
+	}
+	var seen int
+	if got := k.Transmit(100, func(p []byte) {
+		if bytes.Equal(p, pkt) {
+			seen++
+		}
+	}); got != 64 || seen != 64 {
+		t.Fatalf("kernel sent %d (%d intact), want 64", got, seen)
+	}
+	if got := s.Complete(128); got != 64 {
+		t.Fatalf("completed %d, want 64", got)
+	}
+	// 8 frames still in the fill ring, the rest in the pool.
+	if s.InKernel() != 8 || s.InRings() != 8 || pool.Len() != 248 {
+		t.Errorf("in kernel %d, in rings %d, pool %d; want 8, 8, 248", s.InKernel(), s.InRings(), pool.Len())
+	}
+	st := s.Stats()
+	if st.RxFrames != 64 || st.TxFrames != 64 || st.Completed != 64 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestSimSocketBadDescriptors posts descriptors a broken driver might:
+// Receive counts and drops them, and frames it can identify go back to
+// the pool.
+func TestSimSocketBadDescriptors(t *testing.T) {
+	s, k, pool := newSim(t, 16, xsk.SocketOptions{RxSize: 16, FillSize: 16, CompSize: 16})
+	size := uint64(s.UMEM().Size())
+	a, _ := pool.Get()
+	b, _ := pool.Get()
+	for _, d := range []xsk.Desc{
+		{Addr: size, Len: 60},           // outside the UMEM
+		{Addr: a + 2000, Len: 100},      // past its frame
+		{Addr: b + 256, Len: 60},        // good
+		{Addr: ^uint64(0) - 10, Len: 1}, // wraps
+	} {
+		if !k.DeliverDesc(d) {
+			t.Fatal("rx ring full")
+		}
+	}
+	descs := make([]xsk.Desc, 16)
+	if n := s.Receive(descs); n != 1 || descs[0].Addr != b+256 {
+		t.Fatalf("receive: %d descriptors %v, want the good one", n, descs[:n])
+	}
+	if got := s.Stats().RxInvalid; got != 3 {
+		t.Errorf("rx invalid %d, want 3", got)
+	}
+	// a came back to the pool; b is the caller's.
+	if pool.Len() != 15 {
+		t.Errorf("pool holds %d, want 15", pool.Len())
+	}
+	// An empty fill ring: the kernel counts the drops.
+	if got := k.Deliver(5, nil, 60); got != 0 {
+		t.Errorf("delivered %d with an empty fill ring", got)
+	}
+	if ks, _ := s.KernelStats(); ks.RxFillRingEmpty != 5 {
+		t.Errorf("fill ring empty %d, want 5", ks.RxFillRingEmpty)
+	}
+	// A packet larger than the frame is cut to the frame's room.
+	s.Refill()
+	big := make([]byte, 4000)
+	if got := k.Deliver(1, big, 0); got != 1 {
+		t.Fatal("no delivery")
+	}
+	if n := s.Receive(descs); n != 1 || descs[0].Len != 2048-256 {
+		t.Errorf("big packet: %d descriptors, len %d", n, descs[0].Len)
+	}
+}
+
+// TestSimSocketOptions refuses what NewSocket refuses.
+func TestSimSocketOptions(t *testing.T) {
+	u, err := xsk.NewUMEM(xsk.UMEMOptions{FrameSize: 2048, NumFrames: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	pool, _ := xsk.NewFramePool(u, 0, 16)
+	for _, o := range []xsk.SocketOptions{
+		{RxSize: 100, FillSize: 16, CompSize: 16},
+		{FillSize: 16, CompSize: 16},
+		{RxSize: 16, CompSize: 16},
+	} {
+		if _, _, err := xsk.NewSimSocket(pool, o); err == nil {
+			t.Errorf("options %+v accepted", o)
+		}
+	}
+}
