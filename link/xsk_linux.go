@@ -157,16 +157,27 @@ func (l *XSK) Receive(frames []pipeline.Frame) int {
 		return 0
 	}
 	l.refill()
-	n := l.sock.Receive(l.descs[:min(len(frames), len(l.descs))])
-	if n == 0 {
+	// One pass from the rx ring to the frames (see xsk.Socket.RxPeek).
+	idx, got := l.sock.RxPeek(min(len(frames), len(l.descs)))
+	if got == 0 {
 		l.sock.WakeupFill()
 		return 0
 	}
 	var nb uint64
-	for i, d := range l.descs[:n] {
+	n := 0
+	for i := range got {
+		d, ok := l.sock.RxDesc(idx + i)
+		if !ok {
+			continue
+		}
 		end := l.umem.FrameBase(d.Addr) + l.fsize
-		frames[i] = pipeline.Frame{Data: l.mem[d.Addr : d.Addr+uint64(d.Len) : end], Addr: d.Addr, InPort: l.port}
+		frames[n] = pipeline.Frame{Data: l.mem[d.Addr : d.Addr+uint64(d.Len) : end], Addr: d.Addr, InPort: l.port}
 		nb += uint64(d.Len)
+		n++
+	}
+	l.sock.RxRelease(uint32(n))
+	if n == 0 {
+		return 0
 	}
 	l.c.local[cRxFrames] += uint64(n)
 	l.c.local[cRxBytes] += nb

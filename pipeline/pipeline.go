@@ -269,7 +269,11 @@ func New(stages ...Stage) *Pipeline {
 }
 
 // Run passes the batch through every stage and sorts the decided frames
-// into out (which it does not reset). b.Frames is empty afterwards.
+// into out (which it does not reset). b.Frames is empty afterwards. A
+// batch whose frames all got one verdict may move whole into an empty
+// slice of out of the same capacity: Run then trades the two backing
+// arrays instead of copying, so b.Frames and that slice of out swap
+// storage. Give them equal capacities to let it (the worker does).
 func (p *Pipeline) Run(b *Batch, out *Output) {
 	for i, s := range p.stages {
 		if len(b.Frames) == 0 {
@@ -420,18 +424,26 @@ func (p *Pipeline) collectUniform(stage int, b *Batch, out *Output) bool {
 			return false
 		}
 	}
+	var dst *[]Frame
 	switch v {
 	case Drop:
 		out.noteDrop(r)
-		out.Drop = append(out.Drop, fr...)
+		dst = &out.Drop
 	case TX, Redirect:
-		out.TX = append(out.TX, fr...)
+		dst = &out.TX
 	case Local:
-		out.Local = append(out.Local, fr...)
+		dst = &out.Local
 	case Handoff:
-		out.Handoff = append(out.Handoff, fr...)
+		dst = &out.Handoff
 	}
 	n := uint64(len(fr))
+	if len(*dst) == 0 && cap(*dst) == cap(fr) {
+		// The whole batch moves: trade the backing arrays instead of
+		// copying the frames.
+		*dst, fr = fr, (*dst)[:0]
+	} else {
+		*dst = append(*dst, fr...)
+	}
 	c := &p.counters[stage]
 	c.in.Add(n)
 	c.verdicts[v].Add(n)

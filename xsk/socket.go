@@ -146,9 +146,10 @@ type Socket struct {
 	TX   TxRing
 
 	st        atomicStats
-	inKern    int64 // frames handed to the kernel and not yet back
-	rxKern    int64 // of those, frames given to the fill ring and not yet received
-	fillLimit int64 // Refill keeps rxKern at most this
+	inKern    int64  // frames handed to the kernel and not yet back
+	rxKern    int64  // of those, frames given to the fill ring and not yet received
+	fillLimit int64  // Refill keeps rxKern at most this
+	rxPeeked  uint32 // taken by RxPeek, not yet released
 	pollfds   [1]unix.PollFd
 	sim       *SimKernel // the simulated kernel of a NewSimSocket socket
 }
@@ -424,34 +425,73 @@ func (s *Socket) Refill() int {
 // descriptor that points outside the UMEM or past its frame is counted in
 // RxInvalid; its frame goes back to the pool when it can be identified.
 func (s *Socket) Receive(descs []Desc) int {
-	idx, got := s.RX.Peek(uint32(len(descs)))
+	idx, got := s.RxPeek(len(descs))
 	if got == 0 {
-		s.st.rxEmptyPolls.Add(1)
 		return 0
 	}
 	n := 0
-	var bad uint64
-	size := uint64(len(s.umem.mem))
-	for i := uint32(0); i < got; i++ {
-		d := s.RX.Desc(idx + i)
-		if !s.umem.Valid(d.Addr, d.Len) {
+	for i := range got {
+		if d, ok := s.RxDesc(idx + i); ok {
+			descs[n] = d
+			n++
+		}
+	}
+	s.RxRelease(uint32(n))
+	return n
+}
+
+// RxPeek is Receive without the copy, for a caller that turns
+// descriptors into records of its own in one pass: it takes up to max
+// received descriptors off the rx ring and returns the index of the
+// first and how many. Read each with RxDesc, skipping the invalid ones,
+// then give the slots back with RxRelease before the next RxPeek.
+func (s *Socket) RxPeek(max int) (idx, n uint32) {
+	idx, n = s.RX.Peek(uint32(max))
+	if n == 0 {
+		s.st.rxEmptyPolls.Add(1)
+	}
+	s.rxPeeked += n
+	return idx, n
+}
+
+// RxDesc returns the descriptor at idx (from RxPeek) and whether it is
+// valid: inside the UMEM and within one frame. Skip an invalid one:
+// RxRelease counts it and returns its frame to the pool.
+func (s *Socket) RxDesc(idx uint32) (Desc, bool) {
+	d := s.RX.descs[idx&s.RX.mask]
+	return d, s.umem.Valid(d.Addr, d.Len)
+}
+
+// RxRelease gives the slots RxPeek took back to the kernel; valid is how
+// many of them RxDesc found valid. If that is fewer than it took, it
+// finds the invalid ones again, counts them in RxInvalid and returns
+// their frames to the pool when it can identify them.
+func (s *Socket) RxRelease(valid uint32) {
+	got := s.rxPeeked
+	if got == 0 {
+		return
+	}
+	if valid < got {
+		var bad uint32
+		size := uint64(len(s.umem.mem))
+		for i := s.RX.cachedCons - got; i != s.RX.cachedCons; i++ {
+			d := s.RX.descs[i&s.RX.mask]
+			if s.umem.Valid(d.Addr, d.Len) {
+				continue
+			}
 			bad++
 			if d.Addr < size {
 				s.pool.Put(d.Addr)
 			}
-			continue
 		}
-		descs[n] = d
-		n++
+		s.st.rxInvalid.Add(uint64(bad))
+		valid = got - bad
 	}
 	s.RX.Release()
 	s.inKern -= int64(got)
 	s.rxKern -= int64(got)
-	s.st.rxFrames.Add(uint64(n))
-	if bad != 0 {
-		s.st.rxInvalid.Add(bad)
-	}
-	return n
+	s.st.rxFrames.Add(uint64(valid))
+	s.rxPeeked = 0
 }
 
 // Transmit places descriptors on the tx ring and kicks the kernel when it
