@@ -564,18 +564,32 @@ func (w *Worker) dispatch() {
 		}
 	}
 	if len(o.TX) > 0 {
-		ports := w.cfg.Ports
+		ports, txd := w.cfg.Ports, w.txDescs
+		// Frames for one port come in runs (a whole batch, usually): the
+		// port is checked and its descriptor list loaded once per run.
+		last := -1
+		var d []xsk.Desc
 		for i := range o.TX {
 			f := &o.TX[i]
-			p := f.InPort
+			p := int(f.InPort)
 			if f.Verdict == Redirect {
-				p = f.OutPort
+				p = int(f.OutPort)
 			}
-			if int(p) >= len(ports) || ports[p] == nil || ports[p].TX.Len() == 0 {
-				w.drop(f, ReasonBadPort)
-				continue
+			if p != last {
+				if last >= 0 {
+					txd[last] = d
+				}
+				if p >= len(ports) || ports[p] == nil || ports[p].TX.Len() == 0 {
+					w.drop(f, ReasonBadPort)
+					last = -1
+					continue
+				}
+				last, d = p, txd[p]
 			}
-			w.txDescs[p] = append(w.txDescs[p], xsk.Desc{Addr: f.Addr, Len: uint32(len(f.Data))})
+			d = append(d, xsk.Desc{Addr: f.Addr, Len: uint32(len(f.Data))})
+		}
+		if last >= 0 {
+			txd[last] = d
 		}
 		var sent uint64
 		for p, descs := range w.txDescs {

@@ -39,8 +39,19 @@
 // release store. The statistics are single-writer counters
 // (internal/counter) for the same reason.
 //
-// Descriptors written by the kernel are untrusted: Receive and Complete
-// check that every address and length lie inside the UMEM (and inside one
-// frame) before the frame is touched; a bad descriptor is counted and, when
-// its frame can be identified, recycled.
+// Descriptors written by the kernel are untrusted: Receive, RxDesc and
+// Complete check that every address and length lie inside the UMEM (and
+// inside one frame) before the frame is touched; a bad descriptor is
+// counted and, when its frame can be identified, recycled. RxPeek, RxDesc
+// and RxRelease are Receive in parts, for a caller that builds its own
+// records straight from the rx ring.
+//
+// # Simulated sockets
+//
+// NewSimSocket makes a Socket whose rings live in process memory, and a
+// SimKernel that plays the kernel's side of them (fill to rx, tx to
+// completion, with the same index discipline). The socket's code runs
+// unchanged, with no privileges and no interface: code above xsk is tested
+// without root, and its user-space cost per frame is measured apart from
+// the kernel's and the host's noise (pipeline's BenchmarkSim*).
 package xsk

@@ -565,15 +565,29 @@ func (s *Socket) Complete(max int) int {
 		return 0
 	}
 	size := uint64(len(s.umem.mem))
+	// FramePool.Put's loop, inline: a call per frame cost l2fwd 8% of
+	// its user time.
+	p := s.pool
+	free, lo, span, mask := p.addrs, p.lo, p.hi-p.lo, p.mask
 	var bad uint64
 	for i := uint32(0); i < got; i++ {
-		a := s.Comp.Addr(idx + i)
+		a := s.Comp.addrs[(idx+i)&s.Comp.mask]
 		if a >= size {
 			bad++
 			continue
 		}
-		s.pool.Put(a)
+		base := a &^ mask
+		n := len(free)
+		if base-lo >= span || n == cap(free) {
+			p.addrs = free
+			p.putSlow(base)
+			free = p.addrs
+			continue
+		}
+		free = free[:n+1]
+		free[n] = base
 	}
+	p.addrs = free
 	s.Comp.Release()
 	s.inKern -= int64(got)
 	s.st.completed.Add(uint64(got) - bad)
