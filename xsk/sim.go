@@ -95,7 +95,7 @@ func simRing(n int) ring {
 
 // Deliver receives up to n copies of pkt: for each it takes a frame from
 // the fill ring, copies pkt into it after the headroom and posts its
-// descriptor on the rx ring. A nil pkt posts descriptors of len bytes
+// descriptor on the rx ring. A nil pkt posts descriptors of length bytes
 // without writing the frames (to measure the consumer alone). It returns
 // how many it delivered; the others count as fill-ring-empty or
 // rx-ring-full drops (KernelStats), as the kernel counts them. A pkt
@@ -113,16 +113,17 @@ func (k *SimKernel) Deliver(n int, pkt []byte, length uint32) int {
 	room := s.umem.frameSize - uint64(s.umem.headroom) - simHeadroom
 	if pkt != nil {
 		length = uint32(min(uint64(len(pkt)), room))
+	} else {
+		length = uint32(min(uint64(length), room))
 	}
-	length = uint32(min(uint64(length), room))
 	done := 0
-	for ; done < n; done++ {
+	for tried := 0; tried < n; tried++ {
 		if fcons == fprod {
-			k.fillEmpty.Add(uint64(n - done))
+			k.fillEmpty.Add(uint64(n - tried))
 			break
 		}
 		if rprod-rcons == rx.size {
-			k.rxFull.Add(uint64(n - done))
+			k.rxFull.Add(uint64(n - tried))
 			break
 		}
 		a := s.Fill.addrs[fcons&f.mask]
@@ -138,6 +139,7 @@ func (k *SimKernel) Deliver(n int, pkt []byte, length uint32) int {
 		}
 		s.RX.descs[rprod&rx.mask] = Desc{Addr: a, Len: length}
 		rprod++
+		done++
 	}
 	storeRelease(f.consumer, fcons)
 	storeRelease(rx.producer, rprod)
