@@ -305,3 +305,57 @@ func TestSimWorkerTxPorts(t *testing.T) {
 		t.Errorf("frames: %d in the rings + %d in the pool != %d", in, sw.pool.Len(), sw.pool.Total())
 	}
 }
+
+// TestSimWorkerTransmitLimits sends a batch to one port whose tx ring
+// is too small for it, with one empty frame among them: the ring takes
+// what fits, the empty frame is refused, the rest are dropped as
+// ReasonTxRingFull, and every frame is accounted for.
+func TestSimWorkerTransmitLimits(t *testing.T) {
+	u, err := xsk.NewUMEM(xsk.UMEMOptions{FrameSize: 2048, NumFrames: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	pool, _ := xsk.NewFramePool(u, 0, 512)
+	in, kin, err := xsk.NewSimSocket(pool, xsk.SocketOptions{RxSize: 64, FillSize: 64, CompSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, kout, err := xsk.NewSimSocket(pool, xsk.SocketOptions{TxSize: 16, FillSize: 16, CompSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	fwd := pipeline.StageFunc(func(b *pipeline.Batch) {
+		b.Frames[0].Data = b.Frames[0].Data[:0]
+		for i := range b.Frames {
+			b.Frames[i].SetRedirect(1)
+		}
+	})
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Ports: []*xsk.Socket{in, out}, Pool: pool, Pipeline: pipeline.New(fwd), CPU: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.Step()
+	if kin.Deliver(40, make([]byte, 60), 0) != 40 {
+		t.Fatal("short delivery")
+	}
+	if n := w.Step(); n != 40 {
+		t.Fatalf("step took %d", n)
+	}
+	if got := kout.Transmit(64, nil); got != 15 {
+		t.Errorf("kernel sent %d, want 15 (16 slots, one refused)", got)
+	}
+	if st := out.Stats(); st.TxInvalid != 1 || st.TxRingFull != 24 || st.TxFrames != 15 {
+		t.Errorf("socket: tx invalid %d, ring full %d, sent %d; want 1, 24, 15", st.TxInvalid, st.TxRingFull, st.TxFrames)
+	}
+	if st := w.Stats(); st.Drops[pipeline.ReasonTxRingFull] != 24 {
+		t.Errorf("worker: ring-full drops %d, want 24", st.Drops[pipeline.ReasonTxRingFull])
+	}
+	w.Step() // completions
+	if n := in.InRings() + out.InRings() + pool.Len(); n != pool.Total() {
+		t.Errorf("frames: %d in the rings and the pool, want %d", n, pool.Total())
+	}
+}

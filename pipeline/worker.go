@@ -564,48 +564,11 @@ func (w *Worker) dispatch() {
 		}
 	}
 	if len(o.TX) > 0 {
-		ports, txd := w.cfg.Ports, w.txDescs
-		// Frames for one port come in runs (a whole batch, usually): the
-		// port is checked and its descriptor list loaded once per run.
-		last := -1
-		var d []xsk.Desc
-		for i := range o.TX {
-			f := &o.TX[i]
-			p := int(f.InPort)
-			if f.Verdict == Redirect {
-				p = int(f.OutPort)
-			}
-			if p != last {
-				if last >= 0 {
-					txd[last] = d
-				}
-				if p >= len(ports) || ports[p] == nil || ports[p].TX.Len() == 0 {
-					w.drop(f, ReasonBadPort)
-					last = -1
-					continue
-				}
-				last, d = p, txd[p]
-			}
-			d = append(d, xsk.Desc{Addr: f.Addr, Len: uint32(len(f.Data))})
+		if s := w.onePort(o.TX); s != nil {
+			w.transmit(s, o.TX)
+		} else {
+			w.transmitMixed(o.TX)
 		}
-		if last >= 0 {
-			txd[last] = d
-		}
-		var sent uint64
-		for p, descs := range w.txDescs {
-			if len(descs) == 0 {
-				continue
-			}
-			k := ports[p].Transmit(descs)
-			sent += uint64(k)
-			for _, d := range descs[k:] {
-				w.dropLocal[ReasonTxRingFull]++
-				w.dropSeen |= 1 << ReasonTxRingFull
-				pool.Put(d.Addr)
-			}
-			w.txDescs[p] = descs[:0]
-		}
-		w.tx.Add(sent)
 	}
 	o.Reset()
 	// Publish only the reasons this batch used, not all MaxReasons.
@@ -615,6 +578,95 @@ func (w *Worker) dispatch() {
 		w.dropLocal[r] = 0
 	}
 	w.dropSeen = 0
+}
+
+// onePort returns the socket every frame goes out on, if they all go to
+// one port that can transmit (the common batch: one stage redirected it
+// whole), or nil.
+func (w *Worker) onePort(frames []Frame) *xsk.Socket {
+	port := func(f *Frame) int {
+		if f.Verdict == Redirect {
+			return int(f.OutPort)
+		}
+		return int(f.InPort)
+	}
+	p := port(&frames[0])
+	for i := 1; i < len(frames); i++ {
+		if port(&frames[i]) != p {
+			return nil
+		}
+	}
+	if p >= len(w.cfg.Ports) || w.cfg.Ports[p] == nil || w.cfg.Ports[p].TX.Len() == 0 {
+		return nil
+	}
+	return w.cfg.Ports[p]
+}
+
+// transmit writes the frames' descriptors straight onto s's tx ring
+// (see xsk.Socket.TxReserve) and drops those that do not fit.
+func (w *Worker) transmit(s *xsk.Socket, frames []Frame) {
+	idx, got := s.TxReserve(len(frames))
+	var placed uint32
+	for i := range frames[:got] {
+		f := &frames[i]
+		if s.TxSet(idx+placed, xsk.Desc{Addr: f.Addr, Len: uint32(len(f.Data))}) {
+			placed++
+		} else {
+			s.TxRefuse(f.Addr)
+		}
+	}
+	s.TxSubmit(placed)
+	w.tx.Add(uint64(got))
+	for i := range frames[got:] {
+		w.drop(&frames[int(got)+i], ReasonTxRingFull)
+	}
+}
+
+// transmitMixed sends frames bound for several ports (or none): their
+// descriptors are grouped per port, one Transmit (and kick) per port.
+func (w *Worker) transmitMixed(frames []Frame) {
+	ports, txd := w.cfg.Ports, w.txDescs
+	// Frames for one port come in runs: the port is checked and its
+	// descriptor list loaded once per run.
+	last := -1
+	var d []xsk.Desc
+	for i := range frames {
+		f := &frames[i]
+		p := int(f.InPort)
+		if f.Verdict == Redirect {
+			p = int(f.OutPort)
+		}
+		if p != last {
+			if last >= 0 {
+				txd[last] = d
+			}
+			if p >= len(ports) || ports[p] == nil || ports[p].TX.Len() == 0 {
+				w.drop(f, ReasonBadPort)
+				last = -1
+				continue
+			}
+			last, d = p, txd[p]
+		}
+		d = append(d, xsk.Desc{Addr: f.Addr, Len: uint32(len(f.Data))})
+	}
+	if last >= 0 {
+		txd[last] = d
+	}
+	var sent uint64
+	for p, descs := range txd {
+		if len(descs) == 0 {
+			continue
+		}
+		k := ports[p].Transmit(descs)
+		sent += uint64(k)
+		for _, d := range descs[k:] {
+			w.dropLocal[ReasonTxRingFull]++
+			w.dropSeen |= 1 << ReasonTxRingFull
+			w.cfg.Pool.Put(d.Addr)
+		}
+		txd[p] = descs[:0]
+	}
+	w.tx.Add(sent)
 }
 
 // Stats returns a snapshot of the worker's counters.

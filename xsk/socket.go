@@ -145,13 +145,14 @@ type Socket struct {
 	RX   RxRing
 	TX   TxRing
 
-	st        atomicStats
-	inKern    int64  // frames handed to the kernel and not yet back
-	rxKern    int64  // of those, frames given to the fill ring and not yet received
-	fillLimit int64  // Refill keeps rxKern at most this
-	rxPeeked  uint32 // taken by RxPeek, not yet released
-	pollfds   [1]unix.PollFd
-	sim       *SimKernel // the simulated kernel of a NewSimSocket socket
+	st         atomicStats
+	inKern     int64  // frames handed to the kernel and not yet back
+	rxKern     int64  // of those, frames given to the fill ring and not yet received
+	fillLimit  int64  // Refill keeps rxKern at most this
+	rxPeeked   uint32 // taken by RxPeek, not yet released
+	txReserved uint32 // given by TxReserve, not yet submitted
+	pollfds    [1]unix.PollFd
+	sim        *SimKernel // the simulated kernel of a NewSimSocket socket
 }
 
 // NewSocket creates a socket on (ifindex, queue) that takes its frames from
@@ -504,40 +505,74 @@ func (s *Socket) Transmit(descs []Desc) int {
 	if len(descs) == 0 {
 		return 0
 	}
-	idx, got := s.TX.Reserve(uint32(len(descs)))
-	var bad, placed uint32
-	for i := uint32(0); i < got; i++ {
-		d := descs[i]
-		if !s.umem.Valid(d.Addr, d.Len) || d.Len == 0 {
-			bad++
-			if d.Addr < uint64(len(s.umem.mem)) {
-				s.pool.Put(d.Addr)
-			}
-			continue
+	idx, got := s.TxReserve(len(descs))
+	var placed uint32
+	for _, d := range descs[:got] {
+		if s.TxSet(idx+placed, d) {
+			placed++
+		} else {
+			s.TxRefuse(d.Addr)
 		}
-		s.TX.Set(idx+placed, d)
-		placed++
 	}
-	s.TX.cachedProd -= bad // give back slots of refused descriptors
-	if placed > 0 {
-		s.TX.Submit()
-		s.inKern += int64(placed)
-		s.st.txFrames.Add(uint64(placed))
-	}
-	if bad > 0 {
-		s.st.txInvalid.Add(uint64(bad))
-	}
-	if rest := uint32(len(descs)) - got; rest > 0 {
+	s.TxSubmit(placed)
+	return int(got)
+}
+
+// TxReserve is Transmit in parts, for a caller that writes descriptors
+// straight from records of its own: it reserves up to n slots on the tx
+// ring and returns the index of the first and how many; the n-got that
+// do not fit count in TxRingFull (the caller keeps those frames). Write
+// the descriptors with TxSet at idx, idx+1, ... (a refused one takes no
+// slot: pass it to TxRefuse), then call TxSubmit once, before the next
+// TxReserve.
+func (s *Socket) TxReserve(n int) (idx, got uint32) {
+	idx, got = s.TX.Reserve(uint32(n))
+	if rest := uint32(n) - got; rest > 0 {
 		s.st.txRingFull.Add(uint64(rest))
 	}
-	if placed > 0 && (!s.wakeup || s.TX.NeedWakeup()) {
+	s.txReserved = got
+	return idx, got
+}
+
+// TxSet writes d at slot idx (from TxReserve) if it is valid: inside the
+// UMEM and one frame, and not empty. It reports whether it did.
+func (s *Socket) TxSet(idx uint32, d Desc) bool {
+	if !s.umem.Valid(d.Addr, d.Len) || d.Len == 0 {
+		return false
+	}
+	s.TX.descs[idx&s.TX.mask] = d
+	return true
+}
+
+// TxRefuse counts a descriptor TxSet refused in TxInvalid and returns
+// its frame to the pool when it can be identified: posting it would have
+// made the kernel drop it and lose the frame.
+func (s *Socket) TxRefuse(addr uint64) {
+	s.st.txInvalid.Add(1)
+	if addr < uint64(len(s.umem.mem)) {
+		s.pool.Put(addr)
+	}
+}
+
+// TxSubmit publishes the first placed of the slots TxReserve gave, gives
+// the rest back, and kicks the kernel when it asks (need_wakeup), or
+// always without need_wakeup.
+func (s *Socket) TxSubmit(placed uint32) {
+	s.TX.cachedProd -= s.txReserved - placed // slots of refused descriptors
+	s.txReserved = 0
+	if placed == 0 {
+		return
+	}
+	s.TX.Submit()
+	s.inKern += int64(placed)
+	s.st.txFrames.Add(uint64(placed))
+	if !s.wakeup || s.TX.NeedWakeup() {
 		s.Kick()
 		// In copy mode one kick sends at most txBudget frames.
 		for i := 0; s.txBudget > 0 && i < 8 && s.TX.Occupancy() > 0; i++ {
 			s.Kick()
 		}
 	}
-	return int(got)
 }
 
 // Kick tells the kernel to process the tx ring (sendto with MSG_DONTWAIT).
