@@ -44,7 +44,9 @@
 // inside one frame) before the frame is touched; a bad descriptor is
 // counted and, when its frame can be identified, recycled. RxPeek, RxDesc
 // and RxRelease are Receive in parts, for a caller that builds its own
-// records straight from the rx ring.
+// records straight from the rx ring; TxReserve, TxSet, TxRefuse and
+// TxSubmit are Transmit in parts, for one that writes descriptors straight
+// from them (TxSet checks each as Transmit does).
 //
 // # Simulated sockets
 //
