@@ -164,6 +164,20 @@ func (k *SimKernel) DeliverDesc(d Desc) bool {
 	return true
 }
 
+// CompleteAddr posts addr on the completion ring as it is, without a
+// transmitted descriptor behind it: a driver gone wrong. It reports
+// false if the completion ring is full.
+func (k *SimKernel) CompleteAddr(addr uint64) bool {
+	c := &k.s.Comp.ring
+	prod := c.producer.Load()
+	if prod-c.consumer.Load() == c.size {
+		return false
+	}
+	k.s.Comp.addrs[prod&c.mask] = addr
+	storeRelease(c.producer, prod+1)
+	return true
+}
+
 // Transmit takes up to n descriptors off the tx ring, shows each packet
 // to sent (if not nil; it must not keep the slice) and posts its address
 // on the completion ring. It returns how many it took. A descriptor

@@ -147,3 +147,46 @@ func TestSimSocketOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestSimSocketCompletions runs completions around the end of a small
+// completion ring, with an address no frame has among them: the good
+// ones go back to the pool, the bad one is counted.
+func TestSimSocketCompletions(t *testing.T) {
+	s, k, pool := newSim(t, 16, xsk.SocketOptions{TxSize: 4, FillSize: 4, CompSize: 4})
+	size := uint64(s.UMEM().Size())
+	send := func(n int) {
+		t.Helper()
+		descs := make([]xsk.Desc, n)
+		for i := range descs {
+			a, ok := pool.Get()
+			if !ok {
+				t.Fatal("empty pool")
+			}
+			descs[i] = xsk.Desc{Addr: a, Len: 60}
+		}
+		if got := s.Transmit(descs); got != n {
+			t.Fatalf("transmit took %d of %d", got, n)
+		}
+		if got := k.Transmit(n, nil); got != n {
+			t.Fatalf("kernel sent %d of %d", got, n)
+		}
+	}
+	send(3)
+	if got := s.Complete(64); got != 3 {
+		t.Fatalf("completed %d, want 3", got)
+	}
+	send(3) // ring slots 3, 0, 1: the entries wrap
+	if !k.CompleteAddr(size + 4096) {
+		t.Fatal("completion ring full")
+	}
+	if got := s.Complete(64); got != 4 {
+		t.Fatalf("completed %d, want 4", got)
+	}
+	st := s.Stats()
+	if st.Completed != 6 || st.CompInvalid != 1 {
+		t.Errorf("completed %d, invalid %d; want 6, 1", st.Completed, st.CompInvalid)
+	}
+	if pool.Len() != 16 {
+		t.Errorf("pool holds %d of 16", pool.Len())
+	}
+}
