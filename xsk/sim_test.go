@@ -190,3 +190,16 @@ func TestSimSocketCompletions(t *testing.T) {
 		t.Errorf("pool holds %d of 16", pool.Len())
 	}
 }
+
+// TestSimSocketMissingRings asks a socket for the ring it lacks: nothing
+// happens, nothing panics.
+func TestSimSocketMissingRings(t *testing.T) {
+	rxOnly, _, _ := newSim(t, 16, xsk.SocketOptions{RxSize: 4, FillSize: 4, CompSize: 4})
+	if got := rxOnly.Transmit([]xsk.Desc{{Addr: 0, Len: 60}}); got != 0 {
+		t.Errorf("transmit without a tx ring took %d", got)
+	}
+	txOnly, _, _ := newSim(t, 16, xsk.SocketOptions{TxSize: 4, FillSize: 4, CompSize: 4})
+	if got := txOnly.Receive(make([]xsk.Desc, 4)); got != 0 {
+		t.Errorf("receive without an rx ring gave %d", got)
+	}
+}

@@ -447,6 +447,9 @@ func (s *Socket) Receive(descs []Desc) int {
 // first and how many. Read each with RxDesc, skipping the invalid ones,
 // then give the slots back with RxRelease before the next RxPeek.
 func (s *Socket) RxPeek(max int) (idx, n uint32) {
+	if s.RX.size == 0 {
+		return 0, 0 // no rx ring
+	}
 	idx, n = s.RX.Peek(uint32(max))
 	if n == 0 {
 		s.st.rxEmptyPolls.Add(1)
@@ -526,6 +529,9 @@ func (s *Socket) Transmit(descs []Desc) int {
 // slot: pass it to TxRefuse), then call TxSubmit once, before the next
 // TxReserve.
 func (s *Socket) TxReserve(n int) (idx, got uint32) {
+	if s.TX.size == 0 {
+		return 0, 0 // no tx ring: nothing fits
+	}
 	idx, got = s.TX.Reserve(uint32(n))
 	if rest := uint32(n) - got; rest > 0 {
 		s.st.txRingFull.Add(uint64(rest))
@@ -558,6 +564,7 @@ func (s *Socket) TxRefuse(addr uint64) {
 // the rest back, and kicks the kernel when it asks (need_wakeup), or
 // always without need_wakeup.
 func (s *Socket) TxSubmit(placed uint32) {
+	placed = min(placed, s.txReserved)
 	s.TX.cachedProd -= s.txReserved - placed // slots of refused descriptors
 	s.txReserved = 0
 	if placed == 0 {
