@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/tygress/tygress/pipeline"
@@ -357,5 +358,113 @@ func TestSimWorkerTransmitLimits(t *testing.T) {
 	w.Step() // completions
 	if n := in.InRings() + out.InRings() + pool.Len(); n != pool.Total() {
 		t.Errorf("frames: %d in the rings and the pool, want %d", n, pool.Total())
+	}
+}
+
+// TestSimWorkerRandom drives a worker on two small simulated ports with
+// random traffic and random verdicts (uniform batches among them, so
+// that whole batches move and go to one port's tx ring), bad
+// descriptors, refused empty frames and full rings, then checks that
+// every frame is in a ring or in the pool and that the counters add up.
+func TestSimWorkerRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	u, err := xsk.NewUMEM(xsk.UMEMOptions{FrameSize: 2048, NumFrames: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	pool, _ := xsk.NewFramePool(u, 0, 256)
+	opts := xsk.SocketOptions{RxSize: 32, TxSize: 16, FillSize: 32, CompSize: 32}
+	var socks []*xsk.Socket
+	var kerns []*xsk.SimKernel
+	for range 2 {
+		s, k, err := xsk.NewSimSocket(pool, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		socks, kerns = append(socks, s), append(kerns, k)
+	}
+	pick := func(f *pipeline.Frame, c int) {
+		switch c {
+		case 0:
+			f.SetDrop(pipeline.ReasonPolicy)
+		case 1:
+			f.SetDrop(pipeline.ReasonTooShort)
+		case 2:
+			f.Verdict = pipeline.TX
+		case 3:
+			f.SetRedirect(0)
+		case 4:
+			f.SetRedirect(1)
+		case 5:
+			f.SetRedirect(5) // no such port
+		case 6:
+			f.Data = f.Data[:0] // refused by the tx ring
+			f.SetRedirect(1)
+		}
+		// 7: no verdict, the default drops it
+	}
+	stage := pipeline.StageFunc(func(b *pipeline.Batch) {
+		if rng.IntN(2) == 0 {
+			c := rng.IntN(8)
+			for i := range b.Frames {
+				pick(&b.Frames[i], c)
+			}
+			return
+		}
+		for i := range b.Frames {
+			pick(&b.Frames[i], rng.IntN(8))
+		}
+	})
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Ports: socks, Pool: pool, Pipeline: pipeline.New(stage), BatchSize: 16, CPU: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	pkt := make([]byte, 60)
+	var delivered, sent int
+	for range 3000 {
+		p := rng.IntN(2)
+		delivered += kerns[p].Deliver(rng.IntN(40), pkt, 0)
+		if rng.IntN(10) == 0 {
+			kerns[p].DeliverDesc(xsk.Desc{Addr: uint64(u.Size()) + 4096, Len: 60})
+		}
+		w.Step()
+		for _, k := range kerns {
+			sent += k.Transmit(rng.IntN(24), nil)
+		}
+	}
+	for range 10 { // drain
+		for _, k := range kerns {
+			sent += k.Transmit(64, nil)
+		}
+		w.Step()
+	}
+	st := w.Stats()
+	if int(st.RxFrames) != delivered {
+		t.Errorf("worker received %d of %d delivered", st.RxFrames, delivered)
+	}
+	if st.RxFrames != st.DropsTotal+st.TxFrames {
+		t.Errorf("received %d != dropped %d + transmitted %d", st.RxFrames, st.DropsTotal, st.TxFrames)
+	}
+	var placed, refused uint64
+	in := 0
+	for _, s := range socks {
+		ss := s.Stats()
+		placed += ss.TxFrames
+		refused += ss.TxInvalid
+		in += s.InRings()
+	}
+	if placed != uint64(sent) || placed+refused != st.TxFrames {
+		t.Errorf("tx: %d placed, %d refused, %d sent by the kernel, worker counted %d", placed, refused, sent, st.TxFrames)
+	}
+	if in+pool.Len() != pool.Total() {
+		t.Errorf("frames: %d in the rings + %d in the pool != %d", in, pool.Len(), pool.Total())
+	}
+	for _, r := range []pipeline.Reason{pipeline.ReasonPolicy, pipeline.ReasonTooShort, pipeline.ReasonBadPort, pipeline.ReasonTxRingFull} {
+		if st.Drops[r] == 0 {
+			t.Errorf("no %v drops: the traffic missed a path", r)
+		}
 	}
 }
