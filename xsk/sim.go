@@ -1,9 +1,6 @@
 package xsk
 
-import (
-	"fmt"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // simHeadroom is where the simulated kernel puts a packet in its frame,
 // after the UMEM's headroom: XDP_PACKET_HEADROOM, as copy mode does.
@@ -37,19 +34,8 @@ type SimKernel struct {
 // for a wakeup, so the socket makes no system call.
 func NewSimSocket(pool *FramePool, opts SocketOptions) (*Socket, *SimKernel, error) {
 	u := pool.umem
-	if u.mem == nil {
-		return nil, nil, fmt.Errorf("xsk sim socket: umem: %w", ErrClosed)
-	}
-	for _, n := range []int{opts.RxSize, opts.TxSize, opts.FillSize, opts.CompSize} {
-		if n < 0 || n&(n-1) != 0 || n > 1<<20 {
-			return nil, nil, fmt.Errorf("xsk ring size %d (want a power of two): %w", n, ErrBadOptions)
-		}
-	}
-	if opts.RxSize == 0 && opts.TxSize == 0 {
-		return nil, nil, fmt.Errorf("xsk socket needs an rx or a tx ring: %w", ErrBadOptions)
-	}
-	if opts.FillSize == 0 || opts.CompSize == 0 {
-		return nil, nil, fmt.Errorf("xsk socket needs fill and completion rings: %w", ErrBadOptions)
+	if err := checkRings(u, opts); err != nil {
+		return nil, nil, err
 	}
 	s := &Socket{fd: -1, umem: u, pool: pool, ifindex: 0, queue: 0, wakeup: true}
 	s.pollfds[0].Fd = -1
@@ -63,14 +49,7 @@ func NewSimSocket(pool *FramePool, opts SocketOptions) (*Socket, *SimKernel, err
 		s.TX.cachedCons = s.TX.size
 	}
 	s.Fill.cachedCons = s.Fill.size
-	switch {
-	case opts.FillLimit > 0:
-		s.fillLimit = int64(opts.FillLimit)
-	case opts.RxSize <= 0:
-		s.fillLimit = int64(opts.FillSize)
-	default:
-		s.fillLimit = int64(min(opts.FillSize, opts.RxSize+opts.RxSize/8))
-	}
+	s.fillLimit = fillLimit(opts, false)
 	s.sim = &SimKernel{s: s}
 	u.sockets++
 	return s, s.sim, nil

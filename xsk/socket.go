@@ -162,19 +162,8 @@ type Socket struct {
 // a few milliseconds; NewSocket retries for up to two seconds.
 func NewSocket(pool *FramePool, ifindex, queue int, opts SocketOptions) (*Socket, error) {
 	u := pool.umem
-	if u.mem == nil {
-		return nil, fmt.Errorf("xsk socket: umem: %w", ErrClosed)
-	}
-	for _, n := range []int{opts.RxSize, opts.TxSize, opts.FillSize, opts.CompSize} {
-		if n < 0 || n&(n-1) != 0 || n > 1<<20 {
-			return nil, fmt.Errorf("xsk ring size %d (want a power of two): %w", n, ErrBadOptions)
-		}
-	}
-	if opts.RxSize == 0 && opts.TxSize == 0 {
-		return nil, fmt.Errorf("xsk socket needs an rx or a tx ring: %w", ErrBadOptions)
-	}
-	if opts.FillSize == 0 || opts.CompSize == 0 {
-		return nil, fmt.Errorf("xsk socket needs fill and completion rings: %w", ErrBadOptions)
+	if err := checkRings(u, opts); err != nil {
+		return nil, err
 	}
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -189,6 +178,38 @@ func NewSocket(pool *FramePool, ifindex, queue int, opts SocketOptions) (*Socket
 	}
 	u.sockets++
 	return s, nil
+}
+
+// checkRings refuses ring sizes NewSocket and NewSimSocket cannot use.
+func checkRings(u *UMEM, opts SocketOptions) error {
+	if u.mem == nil {
+		return fmt.Errorf("xsk socket: umem: %w", ErrClosed)
+	}
+	for _, n := range []int{opts.RxSize, opts.TxSize, opts.FillSize, opts.CompSize} {
+		if n < 0 || n&(n-1) != 0 || n > 1<<20 {
+			return fmt.Errorf("xsk ring size %d (want a power of two): %w", n, ErrBadOptions)
+		}
+	}
+	if opts.RxSize == 0 && opts.TxSize == 0 {
+		return fmt.Errorf("xsk socket needs an rx or a tx ring: %w", ErrBadOptions)
+	}
+	if opts.FillSize == 0 || opts.CompSize == 0 {
+		return fmt.Errorf("xsk socket needs fill and completion rings: %w", ErrBadOptions)
+	}
+	return nil
+}
+
+// fillLimit is how many frames Refill keeps in the fill and rx rings
+// together (SocketOptions.FillLimit).
+func fillLimit(opts SocketOptions, zeroCopy bool) int64 {
+	switch {
+	case opts.FillLimit > 0:
+		return int64(opts.FillLimit)
+	case zeroCopy || opts.RxSize <= 0:
+		return int64(opts.FillSize)
+	default:
+		return int64(min(opts.FillSize, opts.RxSize+opts.RxSize/8))
+	}
 }
 
 func (s *Socket) setup(opts SocketOptions) error {
@@ -255,14 +276,7 @@ func (s *Socket) setup(opts SocketOptions) error {
 		return fmt.Errorf("read xdp options: %w", err)
 	}
 	s.zeroCopy = o&unix.XDP_OPTIONS_ZEROCOPY != 0
-	switch {
-	case opts.FillLimit > 0:
-		s.fillLimit = int64(opts.FillLimit)
-	case s.zeroCopy || opts.RxSize <= 0:
-		s.fillLimit = int64(opts.FillSize)
-	default:
-		s.fillLimit = int64(min(opts.FillSize, opts.RxSize+opts.RxSize/8))
-	}
+	s.fillLimit = fillLimit(opts, s.zeroCopy)
 	if opts.TxSize > 0 && !s.zeroCopy {
 		// Copy mode transmits at most 32 frames per sendto() unless the
 		// budget is raised (XDP_MAX_TX_SKB_BUDGET, Linux 6.16+): raise it
