@@ -18,36 +18,47 @@ type simWorker struct {
 	pool  *xsk.FramePool
 }
 
-func newSimWorker(t testing.TB, ports int, tx bool, p *pipeline.Pipeline) *simWorker {
+// simPool returns a pool of all the frames of a new UMEM, closed when
+// the test ends (after the sockets on it, which close first).
+func simPool(t testing.TB, frames int) *xsk.FramePool {
 	t.Helper()
-	const frames = 4096
 	u, err := xsk.NewUMEM(xsk.UMEMOptions{FrameSize: 2048, NumFrames: frames})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { u.Close() })
 	pool, err := xsk.NewFramePool(u, 0, frames)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pool
+}
+
+// simSocket is a simulated socket on pool, closed when the test ends.
+func simSocket(t testing.TB, pool *xsk.FramePool, opts xsk.SocketOptions) (*xsk.Socket, *xsk.SimKernel) {
+	t.Helper()
+	s, k, err := xsk.NewSimSocket(pool, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, k
+}
+
+func newSimWorker(t testing.TB, ports int, tx bool, p *pipeline.Pipeline) *simWorker {
+	t.Helper()
+	pool := simPool(t, 4096)
 	sw := &simWorker{pool: pool}
 	opts := xsk.SocketOptions{RxSize: 2048, FillSize: 2048, CompSize: 2048}
 	if tx {
 		opts.TxSize = 2048
 	}
 	for range ports {
-		s, k, err := xsk.NewSimSocket(pool, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, k := simSocket(t, pool, opts)
 		sw.socks = append(sw.socks, s)
 		sw.kern = append(sw.kern, k)
 	}
-	t.Cleanup(func() {
-		for _, s := range sw.socks {
-			s.Close()
-		}
-		u.Close()
-	})
+	var err error
 	if sw.w, err = pipeline.NewWorker(pipeline.WorkerConfig{Ports: sw.socks, Pool: pool, Pipeline: p, CPU: -1}); err != nil {
 		t.Fatal(err)
 	}
@@ -312,22 +323,9 @@ func TestSimWorkerTxPorts(t *testing.T) {
 // what fits, the empty frame is refused, the rest are dropped as
 // ReasonTxRingFull, and every frame is accounted for.
 func TestSimWorkerTransmitLimits(t *testing.T) {
-	u, err := xsk.NewUMEM(xsk.UMEMOptions{FrameSize: 2048, NumFrames: 512})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	pool, _ := xsk.NewFramePool(u, 0, 512)
-	in, kin, err := xsk.NewSimSocket(pool, xsk.SocketOptions{RxSize: 64, FillSize: 64, CompSize: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, kout, err := xsk.NewSimSocket(pool, xsk.SocketOptions{TxSize: 16, FillSize: 16, CompSize: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
+	pool := simPool(t, 512)
+	in, kin := simSocket(t, pool, xsk.SocketOptions{RxSize: 64, FillSize: 64, CompSize: 64})
+	out, kout := simSocket(t, pool, xsk.SocketOptions{TxSize: 16, FillSize: 16, CompSize: 16})
 	fwd := pipeline.StageFunc(func(b *pipeline.Batch) {
 		b.Frames[0].Data = b.Frames[0].Data[:0]
 		for i := range b.Frames {
@@ -368,21 +366,12 @@ func TestSimWorkerTransmitLimits(t *testing.T) {
 // every frame is in a ring or in the pool and that the counters add up.
 func TestSimWorkerRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	u, err := xsk.NewUMEM(xsk.UMEMOptions{FrameSize: 2048, NumFrames: 256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	pool, _ := xsk.NewFramePool(u, 0, 256)
+	pool := simPool(t, 256)
 	opts := xsk.SocketOptions{RxSize: 32, TxSize: 16, FillSize: 32, CompSize: 32}
 	var socks []*xsk.Socket
 	var kerns []*xsk.SimKernel
 	for range 2 {
-		s, k, err := xsk.NewSimSocket(pool, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s, k := simSocket(t, pool, opts)
 		socks, kerns = append(socks, s), append(kerns, k)
 	}
 	pick := func(f *pipeline.Frame, c int) {
@@ -428,7 +417,7 @@ func TestSimWorkerRandom(t *testing.T) {
 		p := rng.IntN(2)
 		delivered += kerns[p].Deliver(rng.IntN(40), pkt, 0)
 		if rng.IntN(10) == 0 {
-			kerns[p].DeliverDesc(xsk.Desc{Addr: uint64(u.Size()) + 4096, Len: 60})
+			kerns[p].DeliverDesc(xsk.Desc{Addr: uint64(pool.UMEM().Size()) + 4096, Len: 60})
 		}
 		w.Step()
 		for _, k := range kerns {

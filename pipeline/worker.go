@@ -467,7 +467,7 @@ func (w *Worker) Step() int {
 		if got == 0 {
 			continue
 		}
-		mem := s.UMEM().Memory()
+		u := s.UMEM()
 		fr := w.batch.Frames[:got]
 		n := 0
 		for i := range got {
@@ -479,8 +479,7 @@ func (w *Worker) Step() int {
 			// and copied, which stalls on store forwarding (8 ns/frame).
 			f := &fr[n]
 			n++
-			end := d.Addr + uint64(d.Len)
-			f.Data = mem[d.Addr:end:end]
+			f.Data = u.Bytes(d.Addr, d.Len)
 			f.Addr = d.Addr
 			f.InPort, f.OutPort, f.Shard = uint16(pi), 0, 0
 			f.Verdict, f.Reason = Pass, ReasonNone
@@ -584,18 +583,25 @@ func (w *Worker) dispatch() {
 // one port that can transmit (the common batch: one stage redirected it
 // whole), or nil.
 func (w *Worker) onePort(frames []Frame) *xsk.Socket {
-	port := func(f *Frame) int {
-		if f.Verdict == Redirect {
-			return int(f.OutPort)
-		}
-		return int(f.InPort)
-	}
-	p := port(&frames[0])
+	p := txPort(&frames[0])
 	for i := 1; i < len(frames); i++ {
-		if port(&frames[i]) != p {
+		if txPort(&frames[i]) != p {
 			return nil
 		}
 	}
+	return w.txSocket(p)
+}
+
+// txPort is the port a frame with a TX or Redirect verdict leaves by.
+func txPort(f *Frame) int {
+	if f.Verdict == Redirect {
+		return int(f.OutPort)
+	}
+	return int(f.InPort)
+}
+
+// txSocket is port p's socket if it can transmit, else nil.
+func (w *Worker) txSocket(p int) *xsk.Socket {
 	if p >= len(w.cfg.Ports) || w.cfg.Ports[p] == nil || w.cfg.Ports[p].TX.Len() == 0 {
 		return nil
 	}
@@ -632,15 +638,12 @@ func (w *Worker) transmitMixed(frames []Frame) {
 	var d []xsk.Desc
 	for i := range frames {
 		f := &frames[i]
-		p := int(f.InPort)
-		if f.Verdict == Redirect {
-			p = int(f.OutPort)
-		}
+		p := txPort(f)
 		if p != last {
 			if last >= 0 {
 				txd[last] = d
 			}
-			if p >= len(ports) || ports[p] == nil || ports[p].TX.Len() == 0 {
+			if w.txSocket(p) == nil {
 				w.drop(f, ReasonBadPort)
 				last = -1
 				continue
