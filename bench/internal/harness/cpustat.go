@@ -84,25 +84,32 @@ func parseCPUs(list string) []int {
 // so far, from /proc/PID/stat: the same counters getrusage reads, sampled
 // while it runs so the traffic window can be cut out of its life.
 func procCPU(pid int) (float64, bool) {
+	u, s, ok := procTimes(pid)
+	return u + s, ok
+}
+
+// procTimes is procCPU split into user and system time: where a gap to a
+// peer lies (the process's own code, or the kernel's work for it).
+func procTimes(pid int) (user, sys float64, ok bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
 	s := string(b)
 	// Field 2 (comm) may hold spaces; fields after the last ')' are fixed.
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	fs := strings.Fields(s[i+1:])
 	// fs[0] is field 3 (state); utime and stime are fields 14 and 15.
 	if len(fs) < 13 {
-		return 0, false
+		return 0, 0, false
 	}
 	ut, err1 := strconv.ParseUint(fs[11], 10, 64)
 	st, err2 := strconv.ParseUint(fs[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, false
+		return 0, 0, false
 	}
-	return float64(ut+st) / 100, true // USER_HZ
+	return float64(ut) / 100, float64(st) / 100, true // USER_HZ
 }

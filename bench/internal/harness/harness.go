@@ -97,8 +97,9 @@ type Result struct {
 	Sunk     uint64  `json:"sink_pkts"` // l2fwd: frames that reached the sink
 	DUTCPU   float64 `json:"dut_cpu_seconds"`
 	DUTWall  float64 `json:"dut_wall_seconds"`
-	WinCPU   float64 `json:"dut_window_cpu_seconds"` // DUT CPU time during the traffic
-	Window   float64 `json:"window_seconds"`         // traffic window used for rates
+	WinCPU   float64 `json:"dut_window_cpu_seconds"`  // DUT CPU time during the traffic
+	WinUser  float64 `json:"dut_window_user_seconds"` // of which in user space
+	Window   float64 `json:"window_seconds"`          // traffic window used for rates
 	FillEmpt uint64  `json:"fill_ring_empty"`
 	Drops    uint64  `json:"drops"`
 	Wakeups  uint64  `json:"wakeups"`
@@ -660,7 +661,7 @@ func (b *Bench) runOne(ctx context.Context, sc Scenario, im Impl, r *Result) err
 		return err
 	}
 	attached := time.Now()
-	cpuAtAttach, okAtAttach := procCPU(dut.cmd.Process.Pid)
+	userAtAttach, sysAtAttach, okAtAttach := procTimes(dut.cmd.Process.Pid)
 	select {
 	case <-time.After(b.cfg.Settle):
 	case <-ctx.Done():
@@ -673,8 +674,8 @@ func (b *Bench) runOne(ctx context.Context, sc Scenario, im Impl, r *Result) err
 
 	cpus := parseCPUs(env.Cores)
 	stat0 := readCPUStat()
-	cpu0, ok0 := procCPU(dut.cmd.Process.Pid)
-	var cpu1 float64
+	user0, sys0, ok0 := procTimes(dut.cmd.Process.Pid)
+	var user1, sys1 float64
 	var ok1 bool
 	var genStart time.Time
 	if b.genIf != "" {
@@ -686,7 +687,7 @@ func (b *Bench) runOne(ctx context.Context, sc Scenario, im Impl, r *Result) err
 			return err
 		}
 		gen.wait(ctx)
-		cpu1, ok1 = procCPU(dut.cmd.Process.Pid)
+		user1, sys1, ok1 = procTimes(dut.cmd.Process.Pid)
 		gs, gcpu, err := gen.result()
 		if err != nil {
 			return err
@@ -703,11 +704,12 @@ func (b *Bench) runOne(ctx context.Context, sc Scenario, im Impl, r *Result) err
 		case <-ctx.Done():
 		}
 		genStart = attached
-		cpu0, ok0 = cpuAtAttach, okAtAttach
-		cpu1, ok1 = procCPU(dut.cmd.Process.Pid)
+		user0, sys0, ok0 = userAtAttach, sysAtAttach, okAtAttach
+		user1, sys1, ok1 = procTimes(dut.cmd.Process.Pid)
 	}
 	if ok0 && ok1 {
-		r.WinCPU = cpu1 - cpu0
+		r.WinCPU = user1 + sys1 - user0 - sys0
+		r.WinUser = user1 - user0
 	} else {
 		r.WinCPU = -1 // unknown
 	}
