@@ -457,3 +457,99 @@ func TestSimWorkerRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestSimWorkerRecyclesDrops checks that frames dropped from an rx batch
+// go straight back to that socket's fill ring: the pool does not move
+// between the step that drops them and the next, and the frames come
+// round again.
+func TestSimWorkerRecyclesDrops(t *testing.T) {
+	sw := newSimWorker(t, 1, false, pipeline.New(pipeline.DropAll{}))
+	s, k := sw.socks[0], sw.kern[0]
+	pool, fill := sw.pool.Len(), s.Fill.Occupancy()
+	if k.Deliver(64, make([]byte, 60), 0) != 64 {
+		t.Fatal("short delivery")
+	}
+	if n := sw.w.Step(); n != 64 {
+		t.Fatalf("step took %d", n)
+	}
+	if sw.pool.Len() != pool || s.Fill.Occupancy() != fill {
+		t.Errorf("pool %d, fill ring %d after the drops; want %d and %d", sw.pool.Len(), s.Fill.Occupancy(), pool, fill)
+	}
+	if st := sw.w.Stats(); st.Drops[pipeline.ReasonPolicy] != 64 {
+		t.Errorf("policy drops %d, want 64", st.Drops[pipeline.ReasonPolicy])
+	}
+	if in := s.InKernel(); in+sw.pool.Len() != sw.pool.Total() {
+		t.Errorf("frames: %d in the kernel + %d in the pool != %d", in, sw.pool.Len(), sw.pool.Total())
+	}
+}
+
+// clockProbe records Batch.Now of every batch; lying says it is
+// Clockless, to show which batches the worker stamps then.
+type clockProbe struct{ seen []int64 }
+
+func (c *clockProbe) Process(b *pipeline.Batch) { c.seen = append(c.seen, b.Now) }
+
+type lyingClockProbe struct{ clockProbe }
+
+func (*lyingClockProbe) Clockless() {}
+
+// TestWorkerClock checks that every batch is stamped with the time when
+// a stage may read it, and that a pipeline of Clockless stages only gets
+// one reading every 16 batches (for the worker's own use).
+func TestWorkerClock(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stage   interface{ seenNow() []int64 }
+		clocked bool
+	}{
+		{"clocked", &clockProbe{}, true},
+		{"clockless", &lyingClockProbe{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := tc.stage.(pipeline.Stage)
+			p := pipeline.New(st)
+			if p.Clockless() == tc.clocked {
+				t.Fatalf("Clockless() = %v", p.Clockless())
+			}
+			sw := newSimWorker(t, 1, false, p)
+			for range 20 {
+				sw.wakeup(t, nil)
+			}
+			seen := tc.stage.seenNow()
+			if len(seen) != 20 {
+				t.Fatalf("%d batches seen", len(seen))
+			}
+			for i, now := range seen {
+				stamped := tc.clocked || i >= 15
+				if (now != 0) != stamped {
+					t.Errorf("batch %d: Now %d, stamped %v", i, now, stamped)
+				}
+				if i > 0 && now < seen[i-1] {
+					t.Errorf("batch %d: clock went back from %d to %d", i, seen[i-1], now)
+				}
+			}
+		})
+	}
+}
+
+func (c *clockProbe) seenNow() []int64 { return c.seen }
+
+// TestPipelineClockless checks which pipelines need no batch clock.
+func TestPipelineClockless(t *testing.T) {
+	if !pipeline.New(pipeline.DropAll{}, &pipeline.L2Forward{}, pipeline.MACSwap{}, pipeline.MinLength{}).Clockless() {
+		t.Error("the built-in stages need a clock")
+	}
+	if pipeline.New(pipeline.DropAll{}, pipeline.StageFunc(func(*pipeline.Batch) {})).Clockless() {
+		t.Error("a StageFunc counts as Clockless")
+	}
+	if pipeline.New(&holdingClockless{}).Clockless() {
+		t.Error("a stage that holds frames counts as Clockless")
+	}
+}
+
+type holdingClockless struct{}
+
+func (*holdingClockless) Process(*pipeline.Batch)             {}
+func (*holdingClockless) Clockless()                          {}
+func (*holdingClockless) Release(int64, []pipeline.Frame) int { return 0 }
+func (*holdingClockless) Next() int64                         { return 0 }

@@ -2,9 +2,13 @@ package pipeline
 
 // Ready-made stages for the common jobs. Each is also an example of the
 // Stage contract: look only at b.Frames, give verdicts, never allocate.
+// None reads the batch clock, and each says so (Clockless).
 
 // DropAll drops every frame with ReasonPolicy: the rxdrop benchmark.
 type DropAll struct{}
+
+// Clockless implements Clockless.
+func (DropAll) Clockless() {}
 
 // Name implements Named.
 func (DropAll) Name() string { return "drop-all" }
@@ -26,6 +30,9 @@ type L2Forward struct {
 	// KeepSrc leaves the source MAC unchanged.
 	KeepSrc bool
 }
+
+// Clockless implements Clockless.
+func (*L2Forward) Clockless() {}
 
 // Name implements Named.
 func (*L2Forward) Name() string { return "l2fwd" }
@@ -51,6 +58,9 @@ func (s *L2Forward) Process(b *Batch) {
 // back out of the port it came in on (an L2 reflector).
 type MACSwap struct{}
 
+// Clockless implements Clockless.
+func (MACSwap) Clockless() {}
+
 // Name implements Named.
 func (MACSwap) Name() string { return "macswap" }
 
@@ -74,6 +84,9 @@ func (MACSwap) Process(b *Batch) {
 // MinLength drops frames shorter than N bytes (ReasonTooShort) and longer
 // than Max (ReasonTooBig, when Max > 0).
 type MinLength struct{ N, Max int }
+
+// Clockless implements Clockless.
+func (MinLength) Clockless() {}
 
 // Name implements Named.
 func (MinLength) Name() string { return "length" }

@@ -110,11 +110,15 @@ type Worker struct {
 	pollfds []unix.PollFd
 	pollMap []int
 
-	holds    bool // the pipeline has Releaser stages
-	wakeFD   int  // eventfd in the poll set; Wake and Stop write it
-	fdMu     sync.Mutex
-	sleeping atomic.Bool
-	wakeBuf  [8]byte
+	holds bool // the pipeline has Releaser stages
+	// clock: stamp every batch with the time (see Clockless); without it
+	// one batch in clockEvery is, for Run's yield.
+	clock     bool
+	unclocked uint32
+	wakeFD    int // eventfd in the poll set; Wake and Stop write it
+	fdMu      sync.Mutex
+	sleeping  atomic.Bool
+	wakeBuf   [8]byte
 
 	// Counted by the worker goroutine alone (single-writer counters: no
 	// locked instruction per batch); wakes by any goroutine.
@@ -142,7 +146,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Coalesce < 0 || cfg.Coalesce > MaxCoalesce {
 		return nil, fmt.Errorf("coalesce %v outside 0..%v", cfg.Coalesce, MaxCoalesce)
 	}
-	w := &Worker{cfg: cfg, wakeFD: -1, holds: cfg.Pipeline.Holds()}
+	w := &Worker{cfg: cfg, wakeFD: -1, holds: cfg.Pipeline.Holds(), clock: !cfg.Pipeline.Clockless() || cfg.Tap != nil}
 	// Every frame slice gets the same capacity, so that Pipeline.Run can
 	// move a uniform batch into out by trading backing arrays.
 	n := cfg.BatchSize * max(len(cfg.Ports), 1)
@@ -253,8 +257,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		// matters most under load, when Step never comes back empty: a
 		// forwarder's sendto() of a whole batch takes ~80 µs on veth.
 		// The clock is the last batch's (reading it here too cost a
-		// vDSO call per wakeup); with no traffic the worker sleeps in
-		// poll() without its P.
+		// vDSO call per wakeup), or one batch in clockEvery's when no
+		// stage needs the time (Clockless); with no traffic the worker
+		// sleeps in poll() without its P.
 		if now := w.batch.Now; now-yielded > int64(yieldEvery) {
 			runtime.Gosched()
 			yielded = now
@@ -282,6 +287,11 @@ func (w *Worker) Run(ctx context.Context) error {
 
 // yieldEvery is how often a polling worker yields its P (see Run).
 const yieldEvery = 5 * time.Millisecond
+
+// clockEvery is how many batches share one clock reading when no stage
+// reads the batch clock (Clockless): Run's yield is then late by at most
+// that many batches, a fraction of a millisecond under load.
+const clockEvery = 16
 
 // maxSleep bounds a sleep in poll() when something other than an rx ring
 // or the eventfd may need the worker: stages that hold frames or run
@@ -436,7 +446,7 @@ func (w *Worker) Step() int {
 	if w.holds {
 		if n := w.cfg.Pipeline.Release(Now(), &w.batch, &w.out); n > 0 {
 			handedIn += n
-			w.dispatch()
+			w.dispatch(-1)
 		}
 	}
 	if w.cfg.Incoming != nil {
@@ -454,7 +464,7 @@ func (w *Worker) Step() int {
 				w.drop(&w.out.Handoff[i], ReasonHandoffLoop)
 			}
 			w.out.Handoff = w.out.Handoff[:0]
-			w.dispatch()
+			w.dispatch(-1)
 		}
 	}
 	for pi, s := range ports {
@@ -493,13 +503,17 @@ func (w *Worker) Step() int {
 		w.batch.Frames = fr
 		w.batch.Port = uint16(pi)
 		w.batch.Queue = uint16(s.Queue())
-		w.batch.Now = Now()
+		if w.clock {
+			w.batch.Now = Now()
+		} else if w.unclocked++; w.unclocked%clockEvery == 0 {
+			w.batch.Now = Now()
+		}
 		if w.cfg.Tap != nil {
 			w.cfg.Tap(fr)
 		}
 		w.cfg.Pipeline.Run(&w.batch, &w.out)
 		w.batch.Frames = w.batch.Frames[:0]
-		w.dispatch()
+		w.dispatch(pi)
 	}
 	if total > 0 {
 		w.rx.Add(uint64(total))
@@ -508,8 +522,26 @@ func (w *Worker) Step() int {
 	return total + handedIn
 }
 
-// free returns frames to the pool, in bulk.
-func (w *Worker) free(frames []Frame) {
+// free returns frames to the pool, in bulk. Frames that came from port
+// from's rx ring (from >= 0) go straight back to its fill ring while
+// there is room (see xsk.Socket.FillReserve).
+func (w *Worker) free(frames []Frame, from int) {
+	if from >= 0 {
+		s := w.cfg.Ports[from]
+		idx, got := s.FillReserve(len(frames))
+		var placed uint32
+		for i := range frames[:got] {
+			if s.FillSet(idx+placed, frames[i].Addr) {
+				placed++
+			} else {
+				w.cfg.Pool.Put(frames[i].Addr)
+			}
+		}
+		s.FillSubmit(placed)
+		if frames = frames[got:]; len(frames) == 0 {
+			return
+		}
+	}
 	addrs := w.addrs[:len(frames)]
 	for i := range addrs {
 		addrs[i] = frames[i].Addr
@@ -525,12 +557,12 @@ func (w *Worker) drop(f *Frame, r Reason) {
 
 // dispatch sends the decided frames on: transmit grouped per port (one
 // kick per port per batch), hand to the local stack or another shard, or
-// free.
-func (w *Worker) dispatch() {
+// free. from is the port whose rx ring every frame came from, or -1.
+func (w *Worker) dispatch(from int) {
 	o := &w.out
 	pool := w.cfg.Pool
 	if len(o.Drop) > 0 {
-		w.free(o.Drop)
+		w.free(o.Drop, from)
 		if r, same := o.DropReason(); same {
 			w.dropLocal[r] += uint64(len(o.Drop))
 			w.dropSeen |= 1 << r

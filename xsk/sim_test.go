@@ -202,4 +202,69 @@ func TestSimSocketMissingRings(t *testing.T) {
 	if got := txOnly.Receive(make([]xsk.Desc, 4)); got != 0 {
 		t.Errorf("receive without an rx ring gave %d", got)
 	}
+	if _, got := txOnly.FillReserve(4); got != 0 {
+		t.Errorf("fill reserve without an rx ring gave %d slots", got)
+	}
+}
+
+// TestSimSocketFillParts returns received frames straight to the fill
+// ring (FillReserve, FillSet, FillSubmit): the fill limit holds, a frame
+// of another pool is refused, unused slots go back, the frames come
+// round again, and every frame is in exactly one place.
+func TestSimSocketFillParts(t *testing.T) {
+	s, k, pool := newSim(t, 256, xsk.SocketOptions{RxSize: 64, FillSize: 128, CompSize: 64})
+	if got := s.Refill(); got != 72 {
+		t.Fatalf("refill: %d, want 72 (the fill limit)", got)
+	}
+	if got := k.Deliver(64, make([]byte, 60), 0); got != 64 {
+		t.Fatalf("deliver: %d", got)
+	}
+	descs := make([]xsk.Desc, 64)
+	if n := s.Receive(descs); n != 64 {
+		t.Fatalf("receive: %d", n)
+	}
+	idx, got := s.FillReserve(100)
+	if got != 64 {
+		t.Fatalf("reserved %d slots, want 64 (72 allowed, 8 still in the ring)", got)
+	}
+	var placed uint32
+	recycled := map[uint64]bool{}
+	for _, d := range descs[:10] {
+		// An address inside the frame: the ring gets the frame's start.
+		if !s.FillSet(idx+placed, d.Addr+100) {
+			t.Fatalf("frame %#x refused", d.Addr)
+		}
+		placed++
+		recycled[d.Addr&^2047] = true
+	}
+	if s.FillSet(idx+placed, 256*2048) {
+		t.Error("a frame outside the pool was accepted")
+	}
+	s.FillSubmit(placed)
+	if s.InKernel() != 18 || s.Fill.Occupancy() != 18 || pool.Len() != 256-72 {
+		t.Errorf("in kernel %d, fill ring %d, pool %d; want 18, 18, %d", s.InKernel(), s.Fill.Occupancy(), pool.Len(), 256-72)
+	}
+	// The slots given back are reserved again, and the limit still holds.
+	if idx2, got := s.FillReserve(100); idx2 != idx+placed || got != 54 {
+		t.Errorf("second reserve at %d for %d, want %d for 54", idx2, got, idx+placed)
+	}
+	s.FillSubmit(0)
+	if s.Fill.Occupancy() != 18 {
+		t.Errorf("an empty submit published: fill ring %d", s.Fill.Occupancy())
+	}
+	if got := k.Deliver(18, make([]byte, 60), 0); got != 18 {
+		t.Fatalf("second deliver: %d", got)
+	}
+	back := 0
+	for _, d := range descs[:s.Receive(descs)] {
+		if recycled[d.Addr&^2047] {
+			back++
+		}
+	}
+	if back != 10 {
+		t.Errorf("%d recycled frames came back through the rx ring, want 10", back)
+	}
+	if st := s.Stats(); st.FillSubmitted != 82 {
+		t.Errorf("fill submitted %d, want 82", st.FillSubmitted)
+	}
 }

@@ -145,14 +145,15 @@ type Socket struct {
 	RX   RxRing
 	TX   TxRing
 
-	st         atomicStats
-	inKern     int64  // frames handed to the kernel and not yet back
-	rxKern     int64  // of those, frames given to the fill ring and not yet received
-	fillLimit  int64  // Refill keeps rxKern at most this
-	rxPeeked   uint32 // taken by RxPeek, not yet released
-	txReserved uint32 // given by TxReserve, not yet submitted
-	pollfds    [1]unix.PollFd
-	sim        *SimKernel // the simulated kernel of a NewSimSocket socket
+	st           atomicStats
+	inKern       int64  // frames handed to the kernel and not yet back
+	rxKern       int64  // of those, frames given to the fill ring and not yet received
+	fillLimit    int64  // Refill keeps rxKern at most this
+	rxPeeked     uint32 // taken by RxPeek, not yet released
+	txReserved   uint32 // given by TxReserve, not yet submitted
+	fillReserved uint32 // given by FillReserve, not yet submitted
+	pollfds      [1]unix.PollFd
+	sim          *SimKernel // the simulated kernel of a NewSimSocket socket
 }
 
 // NewSocket creates a socket on (ifindex, queue) that takes its frames from
@@ -433,6 +434,55 @@ func (s *Socket) Refill() int {
 	s.rxKern += int64(got)
 	s.st.fillSubmitted.Add(uint64(got))
 	return int(got)
+}
+
+// FillReserve is Refill for frames that are not in the pool: a worker
+// puts the frames it dropped straight back on the fill ring of the
+// socket they came from, as the C xdpsock's rxdrop does, instead of
+// through the pool; the per-wakeup cost of a poll-mode worker is mostly
+// the memory it touches, and the pool's array and the copy into it are
+// memory. It reserves up to n slots, within the fill limit, and returns
+// the index of the first and how many. Write the frames with FillSet at
+// idx, idx+1, ... (one FillSet refuses takes no slot: return it to the
+// pool), then call FillSubmit once, before the next FillReserve. A
+// socket without an rx ring reserves nothing.
+func (s *Socket) FillReserve(n int) (idx, got uint32) {
+	room := s.fillLimit - s.rxKern
+	if s.RX.size == 0 || room <= 0 || n <= 0 {
+		return 0, 0
+	}
+	idx, got = s.Fill.Reserve(uint32(min(int64(n), room)))
+	s.fillReserved = got
+	return idx, got
+}
+
+// FillSet writes the frame that holds addr at slot idx (from
+// FillReserve) if it is one of the pool's own frames, and reports
+// whether it did; a frame of another pool must go through the pool's
+// Put, which gives it back to its owner.
+func (s *Socket) FillSet(idx uint32, addr uint64) bool {
+	p := s.pool
+	base := addr &^ p.mask
+	if base-p.lo >= p.hi-p.lo {
+		return false
+	}
+	s.Fill.addrs[idx&s.Fill.mask] = base
+	return true
+}
+
+// FillSubmit publishes the first placed of the slots FillReserve gave
+// and gives the rest back.
+func (s *Socket) FillSubmit(placed uint32) {
+	placed = min(placed, s.fillReserved)
+	s.Fill.cachedProd -= s.fillReserved - placed
+	s.fillReserved = 0
+	if placed == 0 {
+		return
+	}
+	s.Fill.Submit()
+	s.inKern += int64(placed)
+	s.rxKern += int64(placed)
+	s.st.fillSubmitted.Add(uint64(placed))
 }
 
 // Receive takes up to len(descs) received frames off the rx ring, checks
