@@ -507,7 +507,6 @@ func (w *Worker) Step() int {
 		if got == 0 {
 			continue
 		}
-		u := s.UMEM()
 		fr := w.batch.Frames[:got]
 		n := 0
 		for i := range got {
@@ -519,7 +518,7 @@ func (w *Worker) Step() int {
 			// and copied, which stalls on store forwarding (8 ns/frame).
 			f := &fr[n]
 			n++
-			f.Data = u.Bytes(d.Addr, d.Len)
+			f.Data = s.Bytes(d.Addr, d.Len)
 			f.Addr = d.Addr
 			f.InPort, f.OutPort, f.Shard = uint16(pi), 0, 0
 			f.Verdict, f.Reason = Pass, ReasonNone

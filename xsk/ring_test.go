@@ -22,7 +22,8 @@ func fakeSocket(t *testing.T, frames int) *Socket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Socket{umem: u, pool: p, wakeup: true, fillLimit: 8}
+	s := newSocket(u, p)
+	s.wakeup, s.fillLimit = true, 8
 	s.Fill = FillRing{ring: memRing(8), addrs: make([]uint64, 8)}
 	s.Fill.cachedCons = 8
 	s.TX = TxRing{ring: memRing(8), descs: make([]Desc, 8)}
@@ -224,7 +225,7 @@ func BenchmarkRingRoundTrip(b *testing.B) {
 	u, _ := NewUMEM(UMEMOptions{FrameSize: 2048, NumFrames: 64})
 	defer u.Close()
 	p, _ := NewFramePool(u, 0, 64)
-	sk := &Socket{umem: u, pool: p}
+	sk := newSocket(u, p)
 	sk.Fill = FillRing{ring: memRing(64), addrs: make([]uint64, 64)}
 	sk.Fill.cachedCons = 64
 	sk.RX = RxRing{ring: memRing(64), descs: make([]Desc, 64)}

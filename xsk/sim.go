@@ -37,7 +37,8 @@ func NewSimSocket(pool *FramePool, opts SocketOptions) (*Socket, *SimKernel, err
 	if err := checkRings(u, opts); err != nil {
 		return nil, nil, err
 	}
-	s := &Socket{fd: -1, umem: u, pool: pool, ifindex: 0, queue: 0, wakeup: true}
+	s := newSocket(u, pool)
+	s.fd, s.wakeup = -1, true
 	s.pollfds[0].Fd = -1
 	s.Fill = FillRing{ring: simRing(opts.FillSize), addrs: make([]uint64, opts.FillSize)}
 	s.Comp = CompRing{ring: simRing(opts.CompSize), addrs: make([]uint64, opts.CompSize)}

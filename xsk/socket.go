@@ -152,8 +152,12 @@ type Socket struct {
 	rxPeeked     uint32 // taken by RxPeek, not yet released
 	txReserved   uint32 // given by TxReserve, not yet submitted
 	fillReserved uint32 // given by FillReserve, not yet submitted
-	pollfds      [1]unix.PollFd
-	sim          *SimKernel // the simulated kernel of a NewSimSocket socket
+	// frames is the UMEM's layout and [poolLo, poolHi) the pool's frames,
+	// copied here: the per-frame paths read nothing else of either.
+	frames         layout
+	poolLo, poolHi uint64
+	pollfds        [1]unix.PollFd
+	sim            *SimKernel // the simulated kernel of a NewSimSocket socket
 }
 
 // NewSocket creates a socket on (ifindex, queue) that takes its frames from
@@ -170,7 +174,8 @@ func NewSocket(pool *FramePool, ifindex, queue int, opts SocketOptions) (*Socket
 	if err != nil {
 		return nil, fmt.Errorf("socket(AF_XDP): %w", err)
 	}
-	s := &Socket{fd: fd, umem: u, pool: pool, ifindex: ifindex, queue: queue, wakeup: !opts.NoNeedWakeup}
+	s := newSocket(u, pool)
+	s.fd, s.ifindex, s.queue, s.wakeup = fd, ifindex, queue, !opts.NoNeedWakeup
 	s.pollfds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 	if err := s.setup(opts); err != nil {
 		s.unmap()
@@ -401,8 +406,18 @@ func (s *Socket) Mode() string {
 	return "copy"
 }
 
+// newSocket is a Socket on u and pool, before its file descriptor and
+// rings.
+func newSocket(u *UMEM, pool *FramePool) *Socket {
+	return &Socket{umem: u, pool: pool, frames: u.layout, poolLo: pool.lo, poolHi: pool.hi}
+}
+
 // UMEM returns the socket's UMEM.
 func (s *Socket) UMEM() *UMEM { return s.umem }
+
+// Bytes is UMEM().Bytes from the socket's own copy of the UMEM's layout:
+// the n bytes at addr, which the caller checked (RxDesc does).
+func (s *Socket) Bytes(addr uint64, n uint32) []byte { return s.frames.bytes(addr, n) }
 
 // Pool returns the frame pool the socket refills from.
 func (s *Socket) Pool() *FramePool { return s.pool }
@@ -461,9 +476,8 @@ func (s *Socket) FillReserve(n int) (idx, got uint32) {
 // whether it did; a frame of another pool must go through the pool's
 // Put, which gives it back to its owner.
 func (s *Socket) FillSet(idx uint32, addr uint64) bool {
-	p := s.pool
-	base := addr &^ p.mask
-	if base-p.lo >= p.hi-p.lo {
+	base := addr &^ s.frames.frameMask
+	if base-s.poolLo >= s.poolHi-s.poolLo {
 		return false
 	}
 	s.Fill.addrs[idx&s.Fill.mask] = base
@@ -527,7 +541,7 @@ func (s *Socket) RxPeek(max int) (idx, n uint32) {
 // RxRelease counts it and returns its frame to the pool.
 func (s *Socket) RxDesc(idx uint32) (Desc, bool) {
 	d := s.RX.descs[idx&s.RX.mask]
-	return d, s.umem.Valid(d.Addr, d.Len)
+	return d, s.frames.valid(d.Addr, d.Len)
 }
 
 // RxRelease gives the slots RxPeek took back to the kernel; valid is how
@@ -541,10 +555,10 @@ func (s *Socket) RxRelease(valid uint32) {
 	}
 	if valid < got {
 		var bad uint32
-		size := uint64(len(s.umem.mem))
+		size := uint64(len(s.frames.mem))
 		for i := s.RX.cachedCons - got; i != s.RX.cachedCons; i++ {
 			d := s.RX.descs[i&s.RX.mask]
-			if s.umem.Valid(d.Addr, d.Len) {
+			if s.frames.valid(d.Addr, d.Len) {
 				continue
 			}
 			bad++
@@ -607,7 +621,7 @@ func (s *Socket) TxReserve(n int) (idx, got uint32) {
 // TxSet writes d at slot idx (from TxReserve) if it is valid: inside the
 // UMEM and one frame, and not empty. It reports whether it did.
 func (s *Socket) TxSet(idx uint32, d Desc) bool {
-	if !s.umem.Valid(d.Addr, d.Len) || d.Len == 0 {
+	if !s.frames.valid(d.Addr, d.Len) || d.Len == 0 {
 		return false
 	}
 	s.TX.descs[idx&s.TX.mask] = d
@@ -619,7 +633,7 @@ func (s *Socket) TxSet(idx uint32, d Desc) bool {
 // made the kernel drop it and lose the frame.
 func (s *Socket) TxRefuse(addr uint64) {
 	s.st.txInvalid.Add(1)
-	if addr < uint64(len(s.umem.mem)) {
+	if addr < uint64(len(s.frames.mem)) {
 		s.pool.Put(addr)
 	}
 }
@@ -688,7 +702,7 @@ func (s *Socket) Complete(max int) int {
 // putCompleted returns completed frames to the pool and counts the
 // addresses outside the UMEM, which only a kernel gone wrong posts.
 func (s *Socket) putCompleted(addrs []uint64) (bad uint64) {
-	size := uint64(len(s.umem.mem))
+	size := uint64(len(s.frames.mem))
 	for _, a := range addrs {
 		if a >= size {
 			bad++

@@ -42,14 +42,12 @@ func DefaultUMEMOptions() UMEMOptions {
 
 // UMEM is the packet memory shared between user space and the kernel.
 type UMEM struct {
-	mem       []byte
-	frameSize uint64
-	frameMask uint64
-	nframes   uint32
-	headroom  uint32
-	huge      bool
-	ownerFD   int // socket that registered the UMEM, -1 before the first
-	sockets   int
+	layout
+	nframes  uint32
+	headroom uint32
+	huge     bool
+	ownerFD  int // socket that registered the UMEM, -1 before the first
+	sockets  int
 }
 
 const hugePageSize = 2 << 20
@@ -68,11 +66,10 @@ func NewUMEM(opts UMEMOptions) (*UMEM, error) {
 	}
 	size := opts.FrameSize * opts.NumFrames
 	u := &UMEM{
-		frameSize: uint64(opts.FrameSize),
-		frameMask: uint64(opts.FrameSize - 1),
-		nframes:   uint32(opts.NumFrames),
-		headroom:  uint32(opts.Headroom),
-		ownerFD:   -1,
+		layout:   layout{frameSize: uint64(opts.FrameSize), frameMask: uint64(opts.FrameSize - 1)},
+		nframes:  uint32(opts.NumFrames),
+		headroom: uint32(opts.Headroom),
+		ownerFD:  -1,
 	}
 	var err error
 	if opts.HugePages {
@@ -131,14 +128,29 @@ func (u *UMEM) FrameAddr(i int) uint64 { return uint64(i) * u.frameSize }
 func (u *UMEM) FrameBase(addr uint64) uint64 { return addr &^ u.frameMask }
 
 // Valid reports whether [addr, addr+n) lies inside one frame of the UMEM.
-func (u *UMEM) Valid(addr uint64, n uint32) bool {
-	return addr < uint64(len(u.mem)) && uint64(n) <= u.frameSize-(addr&u.frameMask)
-}
+func (u *UMEM) Valid(addr uint64, n uint32) bool { return u.layout.valid(addr, n) }
 
 // Bytes returns the n bytes at addr. The caller must have checked Valid
 // (Socket.Receive does).
-func (u *UMEM) Bytes(addr uint64, n uint32) []byte {
-	return u.mem[addr : addr+uint64(n) : addr+uint64(n)]
+func (u *UMEM) Bytes(addr uint64, n uint32) []byte { return u.layout.bytes(addr, n) }
+
+// layout is where a UMEM's frames lie: all that the per-frame checks
+// read. Each Socket keeps a copy next to its rings, so that a wakeup does
+// not touch the UMEM's own struct, a page of its own (a poll-mode worker
+// pays for every page it touches after a system call; see Socket.Bytes).
+// The memory stays mapped while sockets are open (Close refuses).
+type layout struct {
+	mem       []byte
+	frameSize uint64
+	frameMask uint64
+}
+
+func (l *layout) valid(addr uint64, n uint32) bool {
+	return addr < uint64(len(l.mem)) && uint64(n) <= l.frameSize-(addr&l.frameMask)
+}
+
+func (l *layout) bytes(addr uint64, n uint32) []byte {
+	return l.mem[addr : addr+uint64(n) : addr+uint64(n)]
 }
 
 // Frame returns the whole frame that contains addr, from its first byte.
