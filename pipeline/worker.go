@@ -428,18 +428,13 @@ func (w *Worker) sleepCoalesce() error {
 }
 
 // fillReady reports whether every rx socket has frames in its fill ring,
-// so that the next packet can arrive and end a sleep in poll().
+// so that the next packet can arrive and end a sleep in poll(). A socket
+// at its fill limit has (the step that found nothing refilled it, and
+// the worker's own drops went straight back); only one below it costs a
+// look at the consumer index the kernel writes on another core.
 func (w *Worker) fillReady() bool {
-	if w.cfg.Pool.Len() > 0 {
-		// The Step that found nothing refilled every rx socket from the
-		// pool, and after that only released or handed-in frames (whose
-		// workers keep maxSleep anyway) came back: frames left over mean
-		// each fill ring is full. This spares reading consumer indices
-		// the kernel writes on another core.
-		return true
-	}
 	for _, s := range w.cfg.Ports {
-		if s != nil && s.RX.Len() > 0 && s.Fill.Occupancy() == 0 {
+		if s != nil && s.RX.Len() > 0 && !s.AtFillLimit() && s.Fill.Occupancy() == 0 {
 			return false
 		}
 	}

@@ -216,12 +216,18 @@ func TestSimSocketFillParts(t *testing.T) {
 	if got := s.Refill(); got != 72 {
 		t.Fatalf("refill: %d, want 72 (the fill limit)", got)
 	}
+	if !s.AtFillLimit() {
+		t.Error("not at the fill limit after a full refill")
+	}
 	if got := k.Deliver(64, make([]byte, 60), 0); got != 64 {
 		t.Fatalf("deliver: %d", got)
 	}
 	descs := make([]xsk.Desc, 64)
 	if n := s.Receive(descs); n != 64 {
 		t.Fatalf("receive: %d", n)
+	}
+	if s.AtFillLimit() {
+		t.Error("at the fill limit with 64 frames received")
 	}
 	idx, got := s.FillReserve(100)
 	if got != 64 {
@@ -264,7 +270,22 @@ func TestSimSocketFillParts(t *testing.T) {
 	if back != 10 {
 		t.Errorf("%d recycled frames came back through the rx ring, want 10", back)
 	}
-	if st := s.Stats(); st.FillSubmitted != 82 {
-		t.Errorf("fill submitted %d, want 82", st.FillSubmitted)
+	// The 18 frames just received go back; the pool tops the ring up.
+	idx, got = s.FillReserve(18)
+	placed = 0
+	for _, d := range descs[:got] {
+		if s.FillSet(idx+placed, d.Addr) {
+			placed++
+		}
+	}
+	s.FillSubmit(placed)
+	if s.AtFillLimit() {
+		t.Errorf("at the fill limit with %d of 72 frames given", placed)
+	}
+	if got := s.Refill(); got != 72-int(placed) || !s.AtFillLimit() {
+		t.Errorf("refill gave %d, at the limit %v; want %d, true", got, s.AtFillLimit(), 72-placed)
+	}
+	if st := s.Stats(); st.FillSubmitted != 82+72 {
+		t.Errorf("fill submitted %d, want %d", st.FillSubmitted, 82+72)
 	}
 }

@@ -426,6 +426,11 @@ func (s *Socket) Pool() *FramePool { return s.pool }
 // rings) that have not come back (rx and completion rings).
 func (s *Socket) InKernel() int { return int(s.inKern) }
 
+// AtFillLimit reports whether the frames given to the fill ring and not
+// yet received reach the fill limit: Refill would add none. It reads
+// only the socket's own counts, not the indices the kernel writes.
+func (s *Socket) AtFillLimit() bool { return s.rxKern >= s.fillLimit }
+
 // Refill moves free frames from the pool to the fill ring, as many as fit
 // and as the fill limit allows (SocketOptions.FillLimit), and returns how
 // many. One atomic load (at most) and one store.
