@@ -20,7 +20,10 @@
 // A Stage is a Go type with one method, Process(*Batch). It runs on the
 // worker's goroutine, must not block, and must not keep references to
 // frame data after it returns (except through the Local verdict, whose
-// handler takes ownership).
+// handler takes ownership). A stage may also implement Named (its name
+// in counters and capture), Releaser (it holds frames and gives them
+// back later) and Clockless (it never reads Batch.Now, so a worker whose
+// stages all say so need not read the clock for every batch).
 //
 // Counters are kept per stage (frames in, each verdict, drops by reason)
 // in the worker and published once per batch as single-writer counters,
