@@ -512,17 +512,18 @@ func (*lyingClockProbe) Clockless() {}
 // a stage may read it, and that a pipeline of Clockless stages only gets
 // one reading every 16 batches (for the worker's own use).
 func TestWorkerClock(t *testing.T) {
+	plain, lying := &clockProbe{}, &lyingClockProbe{}
 	for _, tc := range []struct {
 		name    string
-		stage   interface{ seenNow() []int64 }
+		stage   pipeline.Stage
+		probe   *clockProbe
 		clocked bool
 	}{
-		{"clocked", &clockProbe{}, true},
-		{"clockless", &lyingClockProbe{}, false},
+		{"clocked", plain, plain, true},
+		{"clockless", lying, &lying.clockProbe, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := tc.stage.(pipeline.Stage)
-			p := pipeline.New(st)
+			p := pipeline.New(tc.stage)
 			if p.Clockless() == tc.clocked {
 				t.Fatalf("Clockless() = %v", p.Clockless())
 			}
@@ -530,7 +531,7 @@ func TestWorkerClock(t *testing.T) {
 			for range 20 {
 				sw.wakeup(t, nil)
 			}
-			seen := tc.stage.seenNow()
+			seen := tc.probe.seen
 			if len(seen) != 20 {
 				t.Fatalf("%d batches seen", len(seen))
 			}
@@ -546,8 +547,6 @@ func TestWorkerClock(t *testing.T) {
 		})
 	}
 }
-
-func (c *clockProbe) seenNow() []int64 { return c.seen }
 
 // TestPipelineClockless checks which pipelines need no batch clock.
 func TestPipelineClockless(t *testing.T) {

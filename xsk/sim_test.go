@@ -226,6 +226,7 @@ func TestSimSocketFillParts(t *testing.T) {
 	if n := s.Receive(descs); n != 64 {
 		t.Fatalf("receive: %d", n)
 	}
+	held := append([]xsk.Desc(nil), descs[10:]...) // the 54 not recycled below
 	if s.AtFillLimit() {
 		t.Error("at the fill limit with 64 frames received")
 	}
@@ -287,5 +288,11 @@ func TestSimSocketFillParts(t *testing.T) {
 	}
 	if st := s.Stats(); st.FillSubmitted != 82+72 {
 		t.Errorf("fill submitted %d, want %d", st.FillSubmitted, 82+72)
+	}
+	for _, d := range held {
+		pool.Put(d.Addr)
+	}
+	if s.InKernel()+pool.Len() != pool.Total() {
+		t.Errorf("frames: %d in the kernel + %d in the pool != %d", s.InKernel(), pool.Len(), pool.Total())
 	}
 }
