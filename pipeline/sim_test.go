@@ -577,8 +577,13 @@ func (*holdingClockless) Next() int64                         { return 0 }
 // sleep either.
 func TestWorkerStopEndsRawSleep(t *testing.T) {
 	if os.Getenv("TYGRESS_RAW_SLEEP_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerStopEndsRawSleep$", "-test.v")
-		cmd.Env = append(os.Environ(), "TYGRESS_RAW_SLEEP_CHILD=1", "GODEBUG=asyncpreemptoff=1")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerStopEndsRawSleep$", "-test.v", "-test.timeout=30s")
+		// Without preemption signals a garbage collection's stop-the-
+		// world would wait for the sleeping worker too, and hang the
+		// child (one run in a few dozen): no collection then.
+		// Two Ps whatever CPU mask the child inherits: the worker holds
+		// one while it sleeps, the test needs the other.
+		cmd.Env = append(os.Environ(), "TYGRESS_RAW_SLEEP_CHILD=1", "GODEBUG=asyncpreemptoff=1", "GOGC=off", "GOTRACEBACK=all", "GOMAXPROCS=2")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("child: %v\n%s", err, out)
@@ -599,12 +604,17 @@ func TestWorkerStopEndsRawSleep(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- w.Run(context.Background()) }()
+	// Wait without a timer: a timer lives on the P of the goroutine that
+	// set it, and one set here before the worker took this P would stay
+	// there while the worker sleeps holding it (with preemption off,
+	// nothing makes it let go); the test then hung in one run in ten.
+	// Once the worker holds its P, this goroutine runs on the other.
 	deadline := time.Now().Add(5 * time.Second)
 	for w.Stats().RxFrames != 64 {
 		if time.Now().After(deadline) {
 			t.Fatal("the worker did not take the frames")
 		}
-		time.Sleep(time.Millisecond)
+		runtime.Gosched()
 	}
 	time.Sleep(50 * time.Millisecond) // into the raw sleep
 	w.Stop()
@@ -615,5 +625,39 @@ func TestWorkerStopEndsRawSleep(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after Stop")
+	}
+}
+
+// TestPinnedWorkerRestoresAffinity runs a worker pinned with the default
+// pin on this goroutine's own locked thread: when Run returns, the thread
+// has its CPU mask back. A thread left pinned would go back to the
+// runtime's pool and run other goroutines on one CPU (a child process
+// forked from it inherited the mask, which hung a test).
+func TestPinnedWorkerRestoresAffinity(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var before, after unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &before); err != nil {
+		t.Fatal(err)
+	}
+	if before.Count() < 2 {
+		t.Skip("one CPU: pinning cannot narrow the mask")
+	}
+	pool := simPool(t, 64)
+	w, err := pipeline.NewWorker(pipeline.WorkerConfig{Pool: pool, Pipeline: pipeline.New(pipeline.DropAll{}), CPU: runtime.NumCPU() - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SchedGetaffinity(0, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("after Run the thread runs on %d CPUs, before on %d", after.Count(), before.Count())
 	}
 }

@@ -57,8 +57,10 @@ type WorkerConfig struct {
 	Coalesce time.Duration
 	// CPU pins the worker's thread to a CPU; -1 leaves it unpinned.
 	CPU int
-	// Pin pins the calling thread; sched.Pin fits. Nil with CPU >= 0 uses
-	// a plain sched_setaffinity.
+	// Pin pins the calling thread; sched.Pin fits (it locks the thread
+	// once more, so the runtime ends the pinned thread with the goroutine
+	// that called Run). Nil with CPU >= 0 uses a plain sched_setaffinity,
+	// undone when Run returns.
 	Pin func(cpu int) error
 	// Local takes frames with the Local verdict. It runs on the worker and
 	// must not keep the frames: they go back to the pool when it returns.
@@ -233,6 +235,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.cfg.CPU >= 0 {
 		pin := w.cfg.Pin
 		if pin == nil {
+			// The thread goes back to the runtime's pool when Run
+			// returns: with its old CPU mask, or not at all (locked
+			// once more, the runtime ends it with the goroutine).
+			var prev unix.CPUSet
+			if err := unix.SchedGetaffinity(0, &prev); err != nil {
+				return fmt.Errorf("pin worker to cpu %d: sched_getaffinity: %w", w.cfg.CPU, err)
+			}
+			defer func() {
+				if unix.SchedSetaffinity(0, &prev) != nil {
+					runtime.LockOSThread()
+				}
+			}()
 			pin = func(cpu int) error {
 				var set unix.CPUSet
 				set.Set(cpu)
