@@ -7,8 +7,9 @@
 // headers whose cache lines another CPU holds: each is a miss. A counter
 // with one writer needs no read-modify-write, only a store that a
 // concurrent reader sees whole, which a plain aligned MOV (amd64) or STR
-// (arm64) is. sync/atomic has no such store, so it is written in
-// assembly; other architectures fall back to atomic.AddUint64. The same
+// (arm64) is. sync/atomic has no such store: on amd64 it is a plain Go
+// store (counter_amd64.go says why that is sound), on arm64 assembly;
+// other architectures and race builds fall back to sync/atomic. The same
 // few lines give xsk the release store it publishes ring indices with.
 package counter
 
