@@ -504,26 +504,6 @@ func (s *Socket) FillSubmit(placed uint32) {
 	s.st.fillSubmitted.Add(uint64(placed))
 }
 
-// Receive takes up to len(descs) received frames off the rx ring, checks
-// each descriptor against the UMEM and returns the valid ones in descs. A
-// descriptor that points outside the UMEM or past its frame is counted in
-// RxInvalid; its frame goes back to the pool when it can be identified.
-func (s *Socket) Receive(descs []Desc) int {
-	idx, got := s.RxPeek(len(descs))
-	if got == 0 {
-		return 0
-	}
-	n := 0
-	for i := range got {
-		if d, ok := s.RxDesc(idx + i); ok {
-			descs[n] = d
-			n++
-		}
-	}
-	s.RxRelease(uint32(n))
-	return n
-}
-
 // RxPeek is Receive without the copy, for a caller that turns
 // descriptors into records of its own in one pass: it takes up to max
 // received descriptors off the rx ring and returns the index of the
@@ -559,20 +539,7 @@ func (s *Socket) RxRelease(valid uint32) {
 		return
 	}
 	if valid < got {
-		var bad uint32
-		size := uint64(len(s.frames.mem))
-		for i := s.RX.cachedCons - got; i != s.RX.cachedCons; i++ {
-			d := s.RX.descs[i&s.RX.mask]
-			if s.frames.valid(d.Addr, d.Len) {
-				continue
-			}
-			bad++
-			if d.Addr < size {
-				s.pool.Put(d.Addr)
-			}
-		}
-		s.st.rxInvalid.Add(uint64(bad))
-		valid = got - bad
+		valid = got - s.dropInvalid(got)
 	}
 	s.RX.Release()
 	s.inKern -= int64(got)
@@ -581,27 +548,15 @@ func (s *Socket) RxRelease(valid uint32) {
 	s.rxPeeked = 0
 }
 
-// Transmit places descriptors on the tx ring and kicks the kernel when it
-// asks (need_wakeup) or always without need_wakeup. It returns how many of
-// descs, from the front, it took. A descriptor outside the UMEM is counted
-// in TxInvalid, its frame returned to the pool, and it is taken (never
-// posted: the kernel would drop it and lose the frame). The caller owns
-// descs[n:] (the ring was full) and usually drops them.
-func (s *Socket) Transmit(descs []Desc) int {
-	if len(descs) == 0 {
-		return 0
+// WakeupFill asks the kernel to take frames from the fill ring if it set
+// need_wakeup on it (zero-copy drivers do). It returns whether it called.
+func (s *Socket) WakeupFill() bool {
+	if !s.wakeup || !s.Fill.NeedWakeup() {
+		return false
 	}
-	idx, got := s.TxReserve(len(descs))
-	var placed uint32
-	for _, d := range descs[:got] {
-		if s.TxSet(idx+placed, d) {
-			placed++
-		} else {
-			s.TxRefuse(d.Addr)
-		}
-	}
-	s.TxSubmit(placed)
-	return int(got)
+	s.st.rxWakeups.Add(1)
+	unix.Recvfrom(s.fd, nil, unix.MSG_DONTWAIT)
+	return true
 }
 
 // TxReserve is Transmit in parts, for a caller that writes descriptors
@@ -725,6 +680,49 @@ func (s *Socket) putCompleted(addrs []uint64) (bad uint64) {
 	return bad
 }
 
+// Receive takes up to len(descs) received frames off the rx ring, checks
+// each descriptor against the UMEM and returns the valid ones in descs. A
+// descriptor that points outside the UMEM or past its frame is counted in
+// RxInvalid; its frame goes back to the pool when it can be identified.
+func (s *Socket) Receive(descs []Desc) int {
+	idx, got := s.RxPeek(len(descs))
+	if got == 0 {
+		return 0
+	}
+	n := 0
+	for i := range got {
+		if d, ok := s.RxDesc(idx + i); ok {
+			descs[n] = d
+			n++
+		}
+	}
+	s.RxRelease(uint32(n))
+	return n
+}
+
+// Transmit places descriptors on the tx ring and kicks the kernel when it
+// asks (need_wakeup) or always without need_wakeup. It returns how many of
+// descs, from the front, it took. A descriptor outside the UMEM is counted
+// in TxInvalid, its frame returned to the pool, and it is taken (never
+// posted: the kernel would drop it and lose the frame). The caller owns
+// descs[n:] (the ring was full) and usually drops them.
+func (s *Socket) Transmit(descs []Desc) int {
+	if len(descs) == 0 {
+		return 0
+	}
+	idx, got := s.TxReserve(len(descs))
+	var placed uint32
+	for _, d := range descs[:got] {
+		if s.TxSet(idx+placed, d) {
+			placed++
+		} else {
+			s.TxRefuse(d.Addr)
+		}
+	}
+	s.TxSubmit(placed)
+	return int(got)
+}
+
 // Poll blocks until the rx ring has frames or timeout passes (negative:
 // forever). It returns whether frames are ready. Copy mode never sets the
 // fill ring's need_wakeup flag, so a worker with an empty rx ring must
@@ -751,15 +749,23 @@ func (s *Socket) Poll(timeout time.Duration) (bool, error) {
 	}
 }
 
-// WakeupFill asks the kernel to take frames from the fill ring if it set
-// need_wakeup on it (zero-copy drivers do). It returns whether it called.
-func (s *Socket) WakeupFill() bool {
-	if !s.wakeup || !s.Fill.NeedWakeup() {
-		return false
+// dropInvalid counts the invalid descriptors among the last got peeked
+// ones, returns the frames it can identify to the pool and reports how
+// many it found. Out of RxRelease's line: the common release has none.
+func (s *Socket) dropInvalid(got uint32) (bad uint32) {
+	size := uint64(len(s.frames.mem))
+	for i := s.RX.cachedCons - got; i != s.RX.cachedCons; i++ {
+		d := s.RX.descs[i&s.RX.mask]
+		if s.frames.valid(d.Addr, d.Len) {
+			continue
+		}
+		bad++
+		if d.Addr < size {
+			s.pool.Put(d.Addr)
+		}
 	}
-	s.st.rxWakeups.Add(1)
-	unix.Recvfrom(s.fd, nil, unix.MSG_DONTWAIT)
-	return true
+	s.st.rxInvalid.Add(uint64(bad))
+	return bad
 }
 
 // Stats returns a snapshot of the user-space counters; safe from any
