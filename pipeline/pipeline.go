@@ -299,27 +299,6 @@ func New(stages ...Stage) *Pipeline {
 	return p
 }
 
-// Run passes the batch through every stage and sorts the decided frames
-// into out (which it does not reset). b.Frames is empty afterwards. A
-// batch whose frames all got one verdict may move whole into an empty
-// slice of out of the same capacity: Run then trades the two backing
-// arrays instead of copying, so b.Frames and that slice of out swap
-// storage. Give them equal capacities to let it (the worker does).
-func (p *Pipeline) Run(b *Batch, out *Output) {
-	for i, s := range p.stages {
-		if len(b.Frames) == 0 {
-			return
-		}
-		n := len(b.Frames)
-		s.Process(b)
-		p.collect(i, n, b, out)
-	}
-	if len(b.Frames) == 0 {
-		return
-	}
-	p.finish(b, out)
-}
-
 // finish gives the frames no stage decided the default verdict.
 func (p *Pipeline) finish(b *Batch, out *Output) {
 	n := len(b.Frames)
@@ -385,9 +364,13 @@ func (p *Pipeline) Next() int64 {
 // collect moves decided frames from the batch to out, keeps undecided ones
 // in order, and publishes the stage's counters.
 func (p *Pipeline) collect(stage, in int, b *Batch, out *Output) {
-	if p.collectUniform(stage, b, out) {
-		return
+	if !p.collectUniform(stage, b, out) {
+		p.collectEach(stage, in, b, out)
 	}
+}
+
+// collectEach is collect for a batch of mixed verdicts, frame by frame.
+func (p *Pipeline) collectEach(stage, in int, b *Batch, out *Output) {
 	keep := 0
 	for i := range b.Frames {
 		f := &b.Frames[i]
@@ -436,53 +419,6 @@ func (p *Pipeline) collect(stage, in int, b *Batch, out *Output) {
 		p.local[v] = 0
 	}
 	p.local[Pass] = 0
-}
-
-// collectUniform is collect's fast path for the common batch whose frames
-// all got the same decided verdict (and reason): one scan, one bulk copy
-// and one counter update per batch instead of per frame.
-func (p *Pipeline) collectUniform(stage int, b *Batch, out *Output) bool {
-	fr := b.Frames
-	if len(fr) == 0 {
-		return false
-	}
-	v, r := fr[0].Verdict, fr[0].Reason
-	if v == Pass || v == Hold || v >= numVerdicts || (v == Drop && (r == ReasonNone || int(r) >= MaxReasons)) {
-		return false
-	}
-	for i := 1; i < len(fr); i++ {
-		if fr[i].Verdict != v || fr[i].Reason != r {
-			return false
-		}
-	}
-	var dst *[]Frame
-	switch v {
-	case Drop:
-		out.noteDrop(r)
-		dst = &out.Drop
-	case TX, Redirect:
-		dst = &out.TX
-	case Local:
-		dst = &out.Local
-	case Handoff:
-		dst = &out.Handoff
-	}
-	n := uint64(len(fr))
-	if len(*dst) == 0 && cap(*dst) == cap(fr) {
-		// The whole batch moves: trade the backing arrays instead of
-		// copying the frames.
-		*dst, fr = fr, (*dst)[:0]
-	} else {
-		*dst = append(*dst, fr...)
-	}
-	c := &p.counters[stage]
-	c.in.Add(n)
-	c.verdicts[v].Add(n)
-	if v == Drop {
-		c.drops[r].Add(n)
-	}
-	b.Frames = fr[:0]
-	return true
 }
 
 // Counters returns a snapshot of every stage's counters, the last entry

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -113,6 +111,10 @@ type Worker struct {
 	pollMap []int
 
 	holds bool // the pipeline has Releaser stages
+	// rawOnly: a flowing worker's sleep needs no timeout and no eventfd
+	// (pinned, nothing handed in, held or reclaimed): wait makes it a raw
+	// ppoll on the rx rings without further checks.
+	rawOnly bool
 	// clock: stamp every batch with the time (see Clockless); without it
 	// one batch in clockEvery is, for Run's yield.
 	clock     bool
@@ -120,11 +122,10 @@ type Worker struct {
 	wakeFD    int // eventfd in the poll set; Wake and Stop write it
 	fdMu      sync.Mutex
 	sleeping  atomic.Bool
-	// rawSleep: the worker sleeps in pollRaw without the eventfd, so Stop
-	// signals its thread (tid) instead.
-	rawSleep atomic.Bool
-	tid      atomic.Int32
-	wakeBuf  [8]byte
+	// tid is the thread Run locked, while it runs: a rawOnly worker
+	// sleeps without the eventfd, so Stop signals the thread instead.
+	tid     atomic.Int32
+	wakeBuf [8]byte
 
 	// Counted by the worker goroutine alone (single-writer counters: no
 	// locked instruction per batch); wakes by any goroutine.
@@ -182,6 +183,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		w.wakeFD = fd
 		w.pollfds = append(w.pollfds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 	}
+	w.rawOnly = cfg.CPU >= 0 && len(w.pollfds) > 1 && cfg.Incoming == nil && cfg.Reclaim == nil && !w.holds
 	return w, nil
 }
 
@@ -212,12 +214,14 @@ func (w *Worker) Close() error {
 // if it sleeps in poll().
 func (w *Worker) Stop() {
 	w.stop.Store(true)
-	if w.rawSleep.Load() {
-		// The worker sleeps on its rx rings alone (see pollRaw): a
+	if tid := w.tid.Load(); w.rawOnly && tid != 0 {
+		// The worker may sleep on its rx rings alone (see pollRaw): a
 		// signal ends the sleep with EINTR. SIGURG is the runtime's
 		// preemption signal, which every Go program must take when it
-		// comes for no reason.
-		unix.Tgkill(unix.Getpid(), int(w.tid.Load()), unix.SIGURG)
+		// comes for no reason; one that finds the worker awake costs a
+		// signal delivery, once. Asking first whether it sleeps would
+		// cost the worker a locked store before and after every sleep.
+		unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
 	}
 	w.fdMu.Lock()
 	defer w.fdMu.Unlock()
@@ -232,6 +236,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	w.tid.Store(int32(unix.Gettid()))
+	defer w.tid.Store(0)
 	if w.cfg.CPU >= 0 {
 		pin := w.cfg.Pin
 		if pin == nil {
@@ -267,57 +272,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		// runtime's pool.
 		defer unix.Prctl(unix.PR_SET_TIMERSLACK, 0, 0, 0, 0)
 	}
-	idle := 0
-	full := false // a step since the last sleep took a full batch
-	yielded := Now()
-	for !w.stop.Load() {
-		n := w.Step()
-		if n >= w.cfg.BatchSize {
-			full = true
-		}
-		// A goroutine that has not been rescheduled for 10 ms counts as
-		// long-running: the runtime's sysmon then preempts it, takes its
-		// P away in its next syscall, and wakes every 20 µs (on the
-		// worker's core) for as long as that goes on. Yielding first
-		// costs two thread switches every few milliseconds instead. It
-		// matters most under load, when Step never comes back empty: a
-		// forwarder's sendto() of a whole batch takes ~80 µs on veth.
-		// The clock is the last batch's (reading it here too cost a
-		// vDSO call per wakeup), or one batch in clockEvery's when no
-		// stage needs the time (Clockless); with no traffic the worker
-		// sleeps in poll() without its P.
-		if now := w.batch.Now; now-yielded > int64(yieldEvery) {
-			runtime.Gosched()
-			yielded = now
-		}
-		if n > 0 {
-			idle = 0
-			continue
-		}
-		idle++
-		if w.cfg.Busy {
-			if idle&1023 == 0 {
-				runtime.Gosched()
-			}
-			continue
-		}
-		// idle is 1 when the last wakeup brought frames: traffic is
-		// flowing, and the sleep will be short (see pollRaw).
-		if err := w.wait(idle == 1, full); err != nil {
-			return err
-		}
-		full = false
-	}
-	return nil
+	return w.loop()
 }
-
-// yieldEvery is how often a polling worker yields its P (see Run).
-const yieldEvery = 5 * time.Millisecond
-
-// clockEvery is how many batches share one clock reading when no stage
-// reads the batch clock (Clockless): Run's yield is then late by at most
-// that many batches, a fraction of a millisecond under load.
-const clockEvery = 16
 
 // maxSleep bounds a sleep in poll() when something other than an rx ring
 // or the eventfd may need the worker: stages that hold frames or run
@@ -326,13 +282,14 @@ const clockEvery = 16
 // rings, so no packet can arrive to wake it).
 const maxSleep = 100 * time.Millisecond
 
-// wait blocks in poll() until an rx ring has frames, the eventfd is
+// waitSlow is wait for every sleep but a flowing worker's plain one:
+// it blocks in poll() until an rx ring has frames, the eventfd is
 // written (Stop, Wake) or a held frame falls due. flowing says that the
 // last wakeup brought frames (see pollRaw), full that it brought a full
 // batch (see WorkerConfig.Coalesce). Without a reason to wake up on time
 // it sleeps without a timeout: arming and cancelling the poll timer on
 // every sleep costs more than the rest of the poll() call.
-func (w *Worker) wait(flowing, full bool) error {
+func (w *Worker) waitSlow(flowing, full bool) error {
 	if len(w.pollfds) == 0 {
 		time.Sleep(time.Millisecond)
 		return nil
@@ -365,7 +322,9 @@ func (w *Worker) wait(flowing, full bool) error {
 		w.coalesced.Add(1)
 		err = w.sleepCoalesce()
 	} else if ms < 0 && flowing && w.cfg.CPU >= 0 {
-		err = w.pollRaw()
+		if e := w.pollRaw(); e != 0 {
+			err = e
+		}
 	} else {
 		_, err = unix.Poll(w.pollfds, ms)
 	}
@@ -378,50 +337,36 @@ func (w *Worker) wait(flowing, full bool) error {
 	return nil
 }
 
-// pollRaw is poll() without a timeout for a worker pinned to its own
-// core while traffic flows, made as a raw system call: the goroutine
-// keeps its P while it sleeps. Through the runtime's system-call path a
-// poll-mode worker paid entersyscall and exitsyscall at every wakeup,
-// about 3% of its CPU per packet in rxdrop; and with a single P (a
-// process confined to one CPU, as in bench/) the runtime's monitor may
-// take the P away during a sleep, which in a wakeup microbenchmark had it
-// running 6659 times a second on the worker's CPU. Keeping the P loses
-// nothing while frames come every few microseconds: what wakes the
-// worker (a frame, the eventfd) needs no P, and should another goroutine
-// need this one, the runtime preempts the worker after 10 ms with a
-// signal, which ends the sleep (EINTR) like any wakeup. A wakeup without
-// frames means the traffic stopped: the next sleep goes through the
-// runtime again (wait's flowing), so an idle worker costs nothing.
-//
-// Without handed-off frames to wait for (Incoming), the sleep leaves the
-// eventfd out of the poll set: ppoll then registers on one wait queue,
-// not two, which cost 2-3% of rxdrop's CPU per packet on veth. Stop
-// signals the thread instead (see Stop); a Stop that comes between the
-// check below and the system call still ends the sleep when the runtime
-// preempts the worker, after about 10 ms, or at the next frame.
-func (w *Worker) pollRaw() error {
-	fds := w.pollfds
-	if w.cfg.Incoming == nil && len(fds) > 1 {
-		fds = fds[:len(fds)-1]
-		// wait reads the eventfd's result: not from an earlier poll.
-		w.pollfds[len(fds)].Revents = 0
-		w.rawSleep.Store(true)
-		defer w.rawSleep.Store(false)
-		if w.stop.Load() {
-			return nil
+// stepHandedIn is Step's part for frames that did not come from an rx
+// ring: those held stages release and those other shards handed in. It
+// returns how many there were.
+func (w *Worker) stepHandedIn() int {
+	handedIn := 0
+	if w.holds {
+		if n := w.cfg.Pipeline.Release(Now(), &w.batch, &w.out); n > 0 {
+			handedIn += n
+			w.dispatch(-1)
 		}
 	}
-	if e := ppollRaw(fds, nil); e != 0 {
-		return e
+	if w.cfg.Incoming != nil {
+		if n := w.cfg.Incoming(w.batch.Frames[:cap(w.batch.Frames)]); n > 0 {
+			handedIn += n
+			w.handoffIn.Add(uint64(n))
+			w.batch.Frames = w.batch.Frames[:n]
+			w.batch.Port = w.batch.Frames[0].InPort
+			w.batch.Handoff = true
+			w.batch.Now = Now()
+			w.cfg.Pipeline.Run(&w.batch, &w.out)
+			w.batch.Frames = w.batch.Frames[:0]
+			w.batch.Handoff = false
+			for i := range w.out.Handoff {
+				w.drop(&w.out.Handoff[i], ReasonHandoffLoop)
+			}
+			w.out.Handoff = w.out.Handoff[:0]
+			w.dispatch(-1)
+		}
 	}
-	return nil
-}
-
-// ppollRaw is ppoll(2) as a raw system call: the goroutine keeps its P
-// (see pollRaw). A nil ts waits without a timeout.
-func ppollRaw(fds []unix.PollFd, ts *unix.Timespec) unix.Errno {
-	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)), uintptr(unsafe.Pointer(ts)), 0, 0, 0)
-	return e
+	return handedIn
 }
 
 // sleepCoalesce sleeps for WorkerConfig.Coalesce, or until the eventfd
@@ -441,176 +386,10 @@ func (w *Worker) sleepCoalesce() error {
 	return nil
 }
 
-// fillReady reports whether every rx socket has frames in its fill ring,
-// so that the next packet can arrive and end a sleep in poll(). A socket
-// at its fill limit has (the step that found nothing refilled it, and
-// the worker's own drops went straight back); only one below it costs a
-// look at the consumer index the kernel writes on another core.
-func (w *Worker) fillReady() bool {
-	for _, s := range w.cfg.Ports {
-		if s != nil && s.RX.Len() > 0 && !s.AtFillLimit() && s.Fill.Occupancy() == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// Step runs one round: completions and refills on every port, then one
-// batch from each rx ring through the pipeline. It returns the number of
-// frames received (from sockets, other shards and stages that held them). Tests drive a worker with Step instead of Run.
-func (w *Worker) Step() int {
-	ports := w.cfg.Ports
-	for _, s := range ports {
-		// A socket without a tx ring completes nothing: skipping it
-		// spares a look at its completion ring's page at every step.
-		if s != nil && s.TX.Len() > 0 {
-			// Drain the completion ring: a worker that went idle with
-			// its frames there (the fill ring then empty, so no packet
-			// comes to wake it) would otherwise win back only one
-			// chunk per timed wakeup.
-			for c := w.cfg.BatchSize * 4; s.Complete(c) == c; {
-			}
-		}
-	}
-	for _, s := range ports {
-		if s != nil && s.RX.Len() > 0 {
-			s.Refill()
-			s.WakeupFill()
-		}
-	}
-	if w.cfg.Reclaim != nil {
-		w.cfg.Reclaim()
-	}
-	total, handedIn := 0, 0
-	if w.holds {
-		if n := w.cfg.Pipeline.Release(Now(), &w.batch, &w.out); n > 0 {
-			handedIn += n
-			w.dispatch(-1)
-		}
-	}
-	if w.cfg.Incoming != nil {
-		if n := w.cfg.Incoming(w.batch.Frames[:cap(w.batch.Frames)]); n > 0 {
-			handedIn = n
-			w.handoffIn.Add(uint64(n))
-			w.batch.Frames = w.batch.Frames[:n]
-			w.batch.Port = w.batch.Frames[0].InPort
-			w.batch.Handoff = true
-			w.batch.Now = Now()
-			w.cfg.Pipeline.Run(&w.batch, &w.out)
-			w.batch.Frames = w.batch.Frames[:0]
-			w.batch.Handoff = false
-			for i := range w.out.Handoff {
-				w.drop(&w.out.Handoff[i], ReasonHandoffLoop)
-			}
-			w.out.Handoff = w.out.Handoff[:0]
-			w.dispatch(-1)
-		}
-	}
-	for pi, s := range ports {
-		if s == nil || s.RX.Len() == 0 {
-			continue
-		}
-		// One pass from the rx ring to the frames: no copy of the
-		// descriptors in between.
-		idx, got := s.RxPeek(w.cfg.BatchSize)
-		if got == 0 {
-			continue
-		}
-		fr := w.batch.Frames[:got]
-		n := 0
-		for i := range got {
-			d, ok := s.RxDesc(idx + i)
-			if !ok {
-				continue
-			}
-			// Field by field: a composite literal is built on the stack
-			// and copied, which stalls on store forwarding (8 ns/frame).
-			f := &fr[n]
-			n++
-			f.Data = s.Bytes(d.Addr, d.Len)
-			f.Addr = d.Addr
-			f.InPort, f.OutPort, f.Shard = uint16(pi), 0, 0
-			f.Verdict, f.Reason = Pass, ReasonNone
-		}
-		s.RxRelease(uint32(n))
-		if n == 0 {
-			continue
-		}
-		fr = fr[:n]
-		total += n
-		w.batch.Frames = fr
-		w.batch.Port = uint16(pi)
-		w.batch.Queue = uint16(s.Queue())
-		if w.clock {
-			w.batch.Now = Now()
-		} else if w.unclocked++; w.unclocked%clockEvery == 0 {
-			w.batch.Now = Now()
-		}
-		if w.cfg.Tap != nil {
-			w.cfg.Tap(fr)
-		}
-		w.cfg.Pipeline.Run(&w.batch, &w.out)
-		w.batch.Frames = w.batch.Frames[:0]
-		w.dispatch(pi)
-	}
-	if total > 0 {
-		w.rx.Add(uint64(total))
-		w.batches.Add(1)
-	}
-	return total + handedIn
-}
-
-// free returns frames to the pool, in bulk. Frames that came from port
-// from's rx ring (from >= 0) go straight back to its fill ring while
-// there is room (see xsk.Socket.FillReserve).
-func (w *Worker) free(frames []Frame, from int) {
-	if from >= 0 {
-		s := w.cfg.Ports[from]
-		idx, got := s.FillReserve(len(frames))
-		var placed uint32
-		for i := range frames[:got] {
-			if s.FillSet(idx+placed, frames[i].Addr) {
-				placed++
-			} else {
-				w.cfg.Pool.Put(frames[i].Addr)
-			}
-		}
-		s.FillSubmit(placed)
-		if frames = frames[got:]; len(frames) == 0 {
-			return
-		}
-	}
-	addrs := w.addrs[:len(frames)]
-	for i := range addrs {
-		addrs[i] = frames[i].Addr
-	}
-	w.cfg.Pool.PutN(addrs)
-}
-
-func (w *Worker) drop(f *Frame, r Reason) {
-	w.dropLocal[r]++
-	w.dropSeen |= 1 << r
-	w.cfg.Pool.Put(f.Addr)
-}
-
-// dispatch sends the decided frames on: transmit grouped per port (one
-// kick per port per batch), hand to the local stack or another shard, or
-// free. from is the port whose rx ring every frame came from, or -1.
-func (w *Worker) dispatch(from int) {
+// dispatchOff is dispatch's part for frames that leave the data path:
+// those for the local stack and those for other shards.
+func (w *Worker) dispatchOff() {
 	o := &w.out
-	pool := w.cfg.Pool
-	if len(o.Drop) > 0 {
-		w.free(o.Drop, from)
-		if r, same := o.DropReason(); same {
-			w.dropLocal[r] += uint64(len(o.Drop))
-			w.dropSeen |= 1 << r
-		} else {
-			for i := range o.Drop {
-				w.dropLocal[o.Drop[i].Reason]++
-				w.dropSeen |= 1 << o.Drop[i].Reason
-			}
-		}
-	}
 	if len(o.Local) > 0 {
 		if w.cfg.Local == nil {
 			for i := range o.Local {
@@ -619,7 +398,7 @@ func (w *Worker) dispatch(from int) {
 		} else {
 			w.cfg.Local(o.Local)
 			for i := range o.Local {
-				pool.Put(o.Local[i].Addr)
+				w.cfg.Pool.Put(o.Local[i].Addr)
 			}
 		}
 	}
@@ -632,70 +411,20 @@ func (w *Worker) dispatch(from int) {
 			w.drop(&o.Handoff[i], r)
 		}
 	}
-	if len(o.TX) > 0 {
-		if s := w.onePort(o.TX); s != nil {
-			w.transmit(s, o.TX)
-		} else {
-			w.transmitMixed(o.TX)
-		}
-	}
-	o.Reset()
-	// Publish only the reasons this batch used, not all MaxReasons.
-	for m := w.dropSeen; m != 0; m &= m - 1 {
-		r := bits.TrailingZeros64(m)
-		w.drops[r].Add(w.dropLocal[r])
-		w.dropLocal[r] = 0
-	}
-	w.dropSeen = 0
 }
 
-// onePort returns the socket every frame goes out on, if they all go to
-// one port that can transmit (the common batch: one stage redirected it
-// whole), or nil.
-func (w *Worker) onePort(frames []Frame) *xsk.Socket {
-	p := txPort(&frames[0])
-	for i := 1; i < len(frames); i++ {
-		if txPort(&frames[i]) != p {
-			return nil
-		}
+// countDrops counts dropped frames of mixed reasons, one by one.
+func (w *Worker) countDrops(frames []Frame) {
+	for i := range frames {
+		w.dropLocal[frames[i].Reason]++
+		w.dropSeen |= 1 << frames[i].Reason
 	}
-	return w.txSocket(p)
 }
 
-// txPort is the port a frame with a TX or Redirect verdict leaves by.
-func txPort(f *Frame) int {
-	if f.Verdict == Redirect {
-		return int(f.OutPort)
-	}
-	return int(f.InPort)
-}
-
-// txSocket is port p's socket if it can transmit, else nil.
-func (w *Worker) txSocket(p int) *xsk.Socket {
-	if p >= len(w.cfg.Ports) || w.cfg.Ports[p] == nil || w.cfg.Ports[p].TX.Len() == 0 {
-		return nil
-	}
-	return w.cfg.Ports[p]
-}
-
-// transmit writes the frames' descriptors straight onto s's tx ring
-// (see xsk.Socket.TxReserve) and drops those that do not fit.
-func (w *Worker) transmit(s *xsk.Socket, frames []Frame) {
-	idx, got := s.TxReserve(len(frames))
-	var placed uint32
-	for i := range frames[:got] {
-		f := &frames[i]
-		if s.TxSet(idx+placed, xsk.Desc{Addr: f.Addr, Len: uint32(len(f.Data))}) {
-			placed++
-		} else {
-			s.TxRefuse(f.Addr)
-		}
-	}
-	s.TxSubmit(placed)
-	w.tx.Add(uint64(got))
-	for i := range frames[got:] {
-		w.drop(&frames[int(got)+i], ReasonTxRingFull)
-	}
+func (w *Worker) drop(f *Frame, r Reason) {
+	w.dropLocal[r]++
+	w.dropSeen |= 1 << r
+	w.cfg.Pool.Put(f.Addr)
 }
 
 // transmitMixed sends frames bound for several ports (or none): their
