@@ -161,6 +161,10 @@ type portSwitch [2]*pipeline.L2Forward
 
 func (portSwitch) Name() string { return "l2fwd" }
 
+// Clockless: like the L2Forward stages it runs, it never reads Batch.Now,
+// so the worker need not read the clock for every batch.
+func (portSwitch) Clockless() {}
+
 func (s portSwitch) Process(b *pipeline.Batch) {
 	if b.Port == 0 {
 		s[0].Process(b)

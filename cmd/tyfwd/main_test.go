@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tygress/tygress/internal/testutil"
+	"github.com/tygress/tygress/pipeline"
 )
 
 var tyfwd string
@@ -178,5 +179,13 @@ func TestDemoWithFaults(t *testing.T) {
 	n, _ := strconv.Atoi(string(lost[1]))
 	if sent < 50000 || n < sent*8/100 || n > sent*12/100 || fwd+n < sent*99/100 {
 		t.Fatalf("sent %d, forwarded %d, lost to faults %d\n%s", sent, fwd, n, out)
+	}
+}
+
+// TestPortSwitchClockless: l2fwd's stage never reads the batch clock, so
+// its pipeline lets the worker skip the clock (pipeline.Clockless).
+func TestPortSwitchClockless(t *testing.T) {
+	if !pipeline.New(portSwitch{&pipeline.L2Forward{}, &pipeline.L2Forward{OutPort: 1}}).Clockless() {
+		t.Error("l2fwd's pipeline reads the clock for every batch")
 	}
 }
